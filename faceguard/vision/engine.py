@@ -1,0 +1,89 @@
+"""The vision pipeline in one object: detect -> align -> quality -> embed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from faceguard.vision.alignment import align_face
+from faceguard.vision.embedder import Embedder
+from faceguard.vision.mtcnn import DEFAULT_MIN_FACE, Face, MtcnnDetector
+from faceguard.vision.quality import FaceQuality, measure_quality
+
+MAX_DETECT_SIDE = 1600  # larger photos are detected on a downscaled copy, aligned at full size
+
+
+@dataclass
+class FaceObservation:
+    """One face found in an image, aligned, measured and (optionally) embedded."""
+
+    face: Face
+    crop: np.ndarray
+    quality: FaceQuality
+    embedding: np.ndarray | None = None
+
+
+class FaceEngine:
+    """Detector + aligner + embedder, used by the CLI, the kiosk worker and evaluation."""
+
+    def __init__(self, detector: MtcnnDetector, embedder: Embedder,
+                 max_detect_side: int = MAX_DETECT_SIDE) -> None:
+        self.detector = detector
+        self.embedder = embedder
+        self.max_detect_side = max_detect_side
+
+    @classmethod
+    def load(cls, *, min_face: int = DEFAULT_MIN_FACE, threads: int = 1,
+             embedder_path: str | Path | None = None, embedder_sha256: str | None = None,
+             mirror: bool = False) -> FaceEngine:
+        """The engine with the bundled models (or another embedder file)."""
+        detector = MtcnnDetector(min_face=min_face, threads=threads)
+        embedder = Embedder(embedder_path, sha256=embedder_sha256, threads=threads,
+                            mirror=mirror)
+        return cls(detector, embedder)
+
+    @property
+    def model_id(self) -> str:
+        return self.embedder.model_id
+
+    @property
+    def min_face(self) -> int:
+        return self.detector.min_face
+
+    def detect(self, image: np.ndarray, min_face: int | None = None) -> list[Face]:
+        """Faces in an RGB image, largest first; huge images are searched downscaled."""
+        min_face = int(min_face or self.detector.min_face)
+        longest = max(image.shape[:2])
+        if longest <= self.max_detect_side:
+            return self.detector.detect(image, min_face)
+        factor = self.max_detect_side / longest
+        small = cv2.resize(image, (round(image.shape[1] * factor), round(image.shape[0] * factor)),
+                           interpolation=cv2.INTER_AREA)
+        faces = self.detector.detect(small, max(12, round(min_face * factor)))
+        return [face.scaled(1.0 / factor) for face in faces]
+
+    def observe(self, image: np.ndarray, faces: list[Face], embed: bool = True
+                ) -> list[FaceObservation]:
+        """Align, measure and embed the given faces of an image (one embedder batch)."""
+        crops = [align_face(image, face.landmarks) for face in faces]
+        observations = [FaceObservation(face, crop, measure_quality(face, crop))
+                        for face, crop in zip(faces, crops, strict=True)]
+        if embed and crops:
+            vectors = self.embedder.embed(np.stack(crops))
+            for observation, vector in zip(observations, vectors, strict=True):
+                observation.embedding = vector
+        return observations
+
+    def analyze(self, image: np.ndarray, min_face: int | None = None,
+                embed: bool = True) -> list[FaceObservation]:
+        """Every face of an image, largest first, aligned and embedded."""
+        return self.observe(image, self.detect(image, min_face), embed)
+
+    def embed_largest(self, image: np.ndarray, min_face: int | None = None
+                      ) -> FaceObservation | None:
+        """The largest face of an image, embedded; None when there is no face."""
+        faces = self.detect(image, min_face)
+        return self.observe(image, faces[:1])[0] if faces else None

@@ -1,0 +1,75 @@
+"""Shared fixtures: paths to ../shared, a tiny test embedder built here, a fresh library."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("FACEGUARD_SHARED", REPO.parent / "shared"))
+DEMO = SHARED / "datasets" / "demo"
+LFW = SHARED / "datasets" / "lfw"
+
+
+def demo_image(name: str) -> Path:
+    """Path of a demo photo in ../shared, skipping the test when it is not there."""
+    path = DEMO / name
+    if not path.is_file():
+        pytest.skip(f"needs ../shared/datasets/demo/{name} (not present on this machine)")
+    return path
+
+
+def build_test_embedder(path: Path, dimension: int = 128, seed: int = 7) -> str:
+    """Write a small deterministic ONNX embedder (pool -> centre -> random projection).
+
+    Not a face model: it maps aligned crops to vectors so that the same aligned face gives
+    nearly the same vector and different faces differ. Returns the file's SHA-256.
+    """
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    pooled = 3 * 24 * 24
+    projection = (rng.standard_normal((pooled, dimension)) / np.sqrt(pooled)).astype(np.float32)
+    nodes = [
+        helper.make_node("AveragePool", ["input"], ["pooled"], kernel_shape=[4, 4],
+                         strides=[4, 4]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("ReduceMean", ["flat", "axes"], ["mean"], keepdims=1),
+        helper.make_node("Sub", ["flat", "mean"], ["centred"]),
+        helper.make_node("MatMul", ["centred", "projection"], ["embedding"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "test_embedder",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 96, 96])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", dimension])],
+        initializer=[numpy_helper.from_array(projection, "projection"),
+                     numpy_helper.from_array(np.array([1], np.int64), "axes")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def test_embedder_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(path, sha256) of the tiny test embedder."""
+    path = tmp_path_factory.mktemp("models") / "test_embedder.onnx"
+    return path, build_test_embedder(path)
+
+
+@pytest.fixture(scope="session")
+def engine(test_embedder_file: tuple[Path, str]):  # type: ignore[no-untyped-def]
+    """A FaceEngine with the real MTCNN and the tiny test embedder."""
+    from faceguard.vision.engine import FaceEngine
+
+    path, digest = test_embedder_file
+    return FaceEngine.load(min_face=40, embedder_path=path, embedder_sha256=digest)
