@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceguard.training.teacher import DlibTeacher, l2_normalise, read_rgb
+from faceguard.training.teacher import DlibTeacher, l2_normalise, median_box, read_rgb
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "demo"
 
@@ -69,3 +69,9 @@ def test_grey_image_has_no_face(teacher: DlibTeacher) -> None:
     assert forced is not None
     assert not forced.from_hog
     assert forced.box == (12, 12, 167, 167)
+
+
+def test_median_box_keeps_square_shape() -> None:
+    """The fallback box uses the median centre and size, not per-coordinate medians."""
+    boxes = [(0.0, 0.0, 0.5, 0.5), (0.3, 0.3, 1.0, 1.0), (0.1, 0.1, 0.9, 0.9)]
+    assert median_box(boxes) == pytest.approx((0.15, 0.15, 0.85, 0.85))

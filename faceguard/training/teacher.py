@@ -363,6 +363,21 @@ def _write_names(out_dir: Path, names: list[str]) -> None:
     _atomic_write_text(path, text)
 
 
+def median_box(
+    boxes: Sequence[Sequence[float]],
+) -> tuple[float, float, float, float]:
+    """The box with the median centre and median width and height of these boxes.
+
+    Unlike a per-coordinate median this keeps HOG's square shape when box sizes vary.
+    """
+    array = np.asarray(boxes, dtype=np.float64)
+    centre_x = float(np.median((array[:, 0] + array[:, 2]) / 2))
+    centre_y = float(np.median((array[:, 1] + array[:, 3]) / 2))
+    half_w = float(np.median(array[:, 2] - array[:, 0])) / 2
+    half_h = float(np.median(array[:, 3] - array[:, 1])) / 2
+    return (centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h)
+
+
 def _fallback_box(
     out_dir: Path, image_dir: Path, names: list[str], pool: Any
 ) -> tuple[float, float, float, float]:
@@ -382,14 +397,14 @@ def _fallback_box(
         found.extend(box for box in part if box is not None)
     if not found:
         raise SystemExit(f"HOG found no face in the {len(paths)} sample images; no fallback box.")
-    median = np.median(np.array(found, dtype=np.float64), axis=0)
-    rel = (float(median[0]), float(median[1]), float(median[2]), float(median[3]))
+    rel = median_box(found)
     info = {
         "box_relative": rel,
         "convention": "dlib rectangle (left, top, right, bottom) divided by (W, H, W, H)",
         "sample_images": len(paths),
         "sample_hog_found": len(found),
         "sample": "evenly spaced over names.txt",
+        "method": "median centre and median width/height of the HOG boxes found",
         "seconds": round(time.perf_counter() - start, 2),
     }
     _atomic_write_text(path, json.dumps(info, indent=2) + "\n")
