@@ -1,0 +1,278 @@
+"""Open-set 1:N face matching: vectorised cosine search over an in-memory template matrix.
+
+Templates are kept as L2-normalised float32 rows sorted by person id, so one matrix product
+gives every template's cosine similarity and ``np.maximum.reduceat`` over the per-person
+segments gives each person's best template. A face is recognised ("known") only when its best
+person's similarity is at least ``threshold`` *and* exceeds the best other person's similarity by
+at least ``margin``; otherwise it is "unknown".
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from faceguard.settings import DEFAULT_MATCH_MARGIN, DEFAULT_MATCH_THRESHOLD
+
+if TYPE_CHECKING:
+    from faceguard.library.database import FaceLibrary
+
+Decision = Literal["known", "unknown"]
+
+# Similarity reported when there is nobody to compare with (lowest possible cosine).
+NO_MATCH_SIMILARITY = -1.0
+# Upper bound on the similarity block computed at once (elements), to bound memory.
+_BLOCK_ELEMENTS = 1 << 24
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    """Result of matching one face.
+
+    ``person_id`` is the recognised person, or None when the decision is "unknown".
+    ``best_person_id`` is the closest person even when not accepted (None if the library is
+    empty). ``similarity`` is that person's best-template cosine similarity (-1.0 for an empty
+    library); ``runner_up_similarity`` is the best other person's (None with fewer than two
+    people).
+    """
+
+    person_id: int | None
+    similarity: float
+    runner_up_similarity: float | None
+    decision: Decision
+    best_person_id: int | None = None
+
+    @property
+    def margin(self) -> float | None:
+        """Similarity lead over the runner-up person (None without a runner-up)."""
+        if self.runner_up_similarity is None:
+            return None
+        return self.similarity - self.runner_up_similarity
+
+
+def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.asarray(matrix / np.maximum(norms, np.float32(1e-12)), dtype=np.float32)
+
+
+def _as_rows(vectors: np.ndarray, dim: int | None) -> np.ndarray:
+    rows = np.asarray(vectors, dtype=np.float32)
+    if rows.ndim == 1:
+        rows = rows[None, :]
+    if rows.ndim != 2 or rows.shape[1] == 0:
+        raise ValueError(f"expected a vector (D,) or matrix (N, D), got shape {rows.shape}")
+    if dim is not None and rows.shape[1] != dim:
+        raise ValueError(f"expected vectors of size {dim}, got {rows.shape[1]}")
+    if not np.all(np.isfinite(rows)):
+        raise ValueError("vectors must contain only finite numbers")
+    return rows
+
+
+class Matcher:
+    """In-memory 1:N matcher. Thread-safe: searches may run while templates are added.
+
+    Keep it in sync with the library: call :meth:`add` after storing a template,
+    :meth:`remove_person` after removing or deactivating a person, or :meth:`reload`.
+    """
+
+    def __init__(
+        self,
+        threshold: float = DEFAULT_MATCH_THRESHOLD,
+        margin: float = DEFAULT_MATCH_MARGIN,
+    ) -> None:
+        """An empty matcher with the given operating point."""
+        self.threshold = float(threshold)
+        self.margin = float(margin)
+        self._lock = threading.Lock()
+        self._library: FaceLibrary | None = None
+        self._model_id: str | None = None
+        self._ids = np.zeros(0, dtype=np.int64)  # per template, sorted
+        self._matrix = np.zeros((0, 0), dtype=np.float32)  # rows in the same order
+        self._starts = np.zeros(0, dtype=np.intp)  # first row of each person
+        self._people = np.zeros(0, dtype=np.int64)  # person id of each segment
+        self._pending_ids: list[np.ndarray] = []
+        self._pending_rows: list[np.ndarray] = []
+
+    @classmethod
+    def from_library(
+        cls,
+        library: FaceLibrary,
+        model_id: str,
+        threshold: float = DEFAULT_MATCH_THRESHOLD,
+        margin: float = DEFAULT_MATCH_MARGIN,
+    ) -> Matcher:
+        """A matcher over the library's active people's templates made by ``model_id``."""
+        matcher = cls(threshold, margin)
+        matcher._library = library
+        matcher._model_id = model_id
+        matcher.reload()
+        return matcher
+
+    # -- contents ------------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int | None:
+        """Vector size, or None while empty."""
+        with self._lock:
+            self._flush()
+            return self._matrix.shape[1] if self._matrix.shape[0] else None
+
+    @property
+    def model_id(self) -> str | None:
+        """Model id of the templates, when loaded from a library."""
+        return self._model_id
+
+    def __len__(self) -> int:
+        """Number of templates."""
+        with self._lock:
+            self._flush()
+            return int(self._ids.size)
+
+    @property
+    def person_ids(self) -> np.ndarray:
+        """Sorted ids of the people with at least one template."""
+        with self._lock:
+            self._flush()
+            return self._people.copy()
+
+    def reload(self) -> None:
+        """Re-read all templates from the library this matcher was built from."""
+        if self._library is None or self._model_id is None:
+            raise RuntimeError("this matcher was not built with Matcher.from_library")
+        person_ids, matrix = self._library.templates_matrix(self._model_id)
+        self.load(person_ids, matrix)
+
+    def load(self, person_ids: np.ndarray, matrix: np.ndarray) -> None:
+        """Replace all templates: ``person_ids`` (N,) and vectors ``matrix`` (N, D)."""
+        ids = np.asarray(person_ids, dtype=np.int64).reshape(-1)
+        if ids.size == 0:
+            rows = np.zeros((0, 0), dtype=np.float32)
+        else:
+            rows = _as_rows(matrix, None)
+            if rows.shape[0] != ids.size:
+                raise ValueError(f"{ids.size} person ids for {rows.shape[0]} vectors")
+        with self._lock:
+            self._pending_ids.clear()
+            self._pending_rows.clear()
+            self._set(ids, _normalise_rows(rows) if ids.size else rows)
+
+    def add(self, person_id: int, vectors: np.ndarray) -> None:
+        """Add one template (D,) or several (K, D) for a person."""
+        with self._lock:
+            current_dim = self._current_dim()
+            rows = _normalise_rows(_as_rows(vectors, current_dim))
+            self._pending_ids.append(np.full(rows.shape[0], int(person_id), dtype=np.int64))
+            self._pending_rows.append(rows)
+
+    def remove_person(self, person_id: int) -> int:
+        """Drop every template of a person; returns how many were removed."""
+        with self._lock:
+            self._flush()
+            keep = self._ids != int(person_id)
+            removed = int(self._ids.size - np.count_nonzero(keep))
+            if removed:
+                self._set(self._ids[keep], self._matrix[keep])
+            return removed
+
+    def _current_dim(self) -> int | None:
+        if self._pending_rows:
+            return int(self._pending_rows[0].shape[1])
+        return int(self._matrix.shape[1]) if self._ids.size else None
+
+    def _set(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        """Install sorted contents and recompute the per-person segments (lock held)."""
+        self._ids = ids
+        self._matrix = np.ascontiguousarray(rows, dtype=np.float32)
+        if ids.size == 0:
+            self._matrix = np.zeros((0, 0), dtype=np.float32)
+            self._starts = np.zeros(0, dtype=np.intp)
+            self._people = np.zeros(0, dtype=np.int64)
+            return
+        if ids.size > 1 and np.any(ids[1:] < ids[:-1]):
+            order = np.argsort(ids, kind="stable")
+            self._ids = ids = ids[order]
+            self._matrix = np.ascontiguousarray(self._matrix[order])
+        boundary = np.empty(ids.size, dtype=bool)
+        boundary[0] = True
+        np.not_equal(ids[1:], ids[:-1], out=boundary[1:])
+        self._starts = np.flatnonzero(boundary)
+        self._people = ids[self._starts]
+
+    def _flush(self) -> None:
+        """Merge templates added since the last search into the sorted arrays (lock held)."""
+        if not self._pending_ids:
+            return
+        ids = np.concatenate([self._ids, *self._pending_ids])
+        parts = [self._matrix, *self._pending_rows] if self._ids.size else self._pending_rows
+        rows = np.concatenate(parts, axis=0)
+        self._pending_ids.clear()
+        self._pending_rows.clear()
+        self._set(ids, rows)
+
+    # -- matching ------------------------------------------------------------------------------
+
+    def decide(self, similarity: float, runner_up: float | None) -> Decision:
+        """Open-set rule: known iff similarity >= threshold and lead over runner-up >= margin."""
+        if similarity < self.threshold:
+            return "unknown"
+        if runner_up is not None and similarity - runner_up < self.margin:
+            return "unknown"
+        return "known"
+
+    def search(self, query: np.ndarray) -> list[MatchResult]:
+        """Match one face (D,) or a batch (Q, D); one result per query row.
+
+        Queries are L2-normalised here. An empty matcher answers "unknown" for every query.
+        """
+        with self._lock:
+            self._flush()
+            matrix, starts, people = self._matrix, self._starts, self._people
+        dim = matrix.shape[1] if matrix.shape[0] else None
+        queries = _normalise_rows(_as_rows(query, dim))
+        if dim is None:
+            unknown = MatchResult(None, NO_MATCH_SIMILARITY, None, "unknown", None)
+            return [unknown] * queries.shape[0]
+        best, best_idx, second = self._best_two(matrix, starts, queries)
+        results: list[MatchResult] = []
+        for q in range(queries.shape[0]):
+            sim = float(best[q])
+            runner = None if second is None else float(second[q])
+            candidate = int(people[best_idx[q]])
+            decision = self.decide(sim, runner)
+            results.append(
+                MatchResult(
+                    person_id=candidate if decision == "known" else None,
+                    similarity=sim,
+                    runner_up_similarity=runner,
+                    decision=decision,
+                    best_person_id=candidate,
+                )
+            )
+        return results
+
+    @staticmethod
+    def _best_two(
+        matrix: np.ndarray, starts: np.ndarray, queries: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Per query: best person similarity, its segment index, runner-up person similarity."""
+        n_templates, n_people, n_queries = matrix.shape[0], starts.size, queries.shape[0]
+        block = max(1, _BLOCK_ELEMENTS // max(n_templates, 1))
+        best = np.empty(n_queries, dtype=np.float32)
+        best_idx = np.empty(n_queries, dtype=np.intp)
+        second = np.empty(n_queries, dtype=np.float32) if n_people > 1 else None
+        for lo in range(0, n_queries, block):
+            hi = min(lo + block, n_queries)
+            # (N, q) similarities; a single query uses the faster matrix-vector product.
+            sims = (matrix @ queries[lo])[:, None] if hi == lo + 1 else matrix @ queries[lo:hi].T
+            per_person = np.maximum.reduceat(sims, starts, axis=0)  # (P, q)
+            idx = np.argmax(per_person, axis=0)
+            cols = np.arange(hi - lo)
+            best[lo:hi] = per_person[idx, cols]
+            best_idx[lo:hi] = idx
+            if second is not None:
+                per_person[idx, cols] = -np.inf
+                second[lo:hi] = per_person.max(axis=0)
+        return best, best_idx, second
