@@ -1,0 +1,421 @@
+"""The `faceguard` command line. Its outputs are a contract: scripts read them.
+
+Exit codes: 0 success; 1 error (one-line reason on stderr); 2 bad usage; 3 partly done
+(some inputs failed; each is named on stderr).
+"""
+# ruff: noqa: I001  (faceguard.threads must be imported before numpy)
+
+from __future__ import annotations
+
+import faceguard.threads  # noqa: F401  (pins native thread pools before numpy loads)
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import date
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from faceguard import __version__
+from faceguard.core.context import AppContext
+from faceguard.core.enrolment import Enroller, PhotoResult, image_files
+from faceguard.core.recognition import Recogniser
+from faceguard.errors import FaceGuardError
+from faceguard.library.attendance import attendance, local_day_range
+from faceguard.library.export import attendance_to_csv, events_to_csv, format_timestamp
+from faceguard.vision.image_io import load_image
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+class CommandError(FaceGuardError):
+    """A command cannot go on; the message says why."""
+
+
+# -- output helpers ------------------------------------------------------------------------
+
+def _err(message: str) -> None:
+    print(f"faceguard: {message}", file=sys.stderr)
+
+
+class Progress:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total, self.label = total, label
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._last_reported = -1
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        total = total or self.total
+        if self.tty:
+            width = 30
+            filled = int(width * done / max(total, 1))
+            bar = "#" * filled + "-" * (width - filled)
+            end = "\n" if done >= total else ""
+            self.stream.write(f"\r{self.label} [{bar}] {done}/{total}{end}")
+            self.stream.flush()
+        else:
+            step = max(1, total // 10)
+            if done == total or done // step != self._last_reported // step:
+                self.stream.write(f"{self.label}: {done}/{total}\n")
+                self._last_reported = done
+
+
+def _print_results(results: Sequence[PhotoResult]) -> None:
+    for result in results:
+        if result.accepted:
+            print(f"enrolled  {result.source}")
+            if result.warning:
+                _err(f"warning: {result.source}: {result.warning}")
+        else:
+            print(f"rejected  {result.source}: {result.reason}")
+
+
+# -- commands ---------------------------------------------------------------------------------
+
+def cmd_enroll(ctx: AppContext, args: argparse.Namespace) -> int:
+    enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, actor="cli")
+    paths = [Path(p) for p in args.images]
+    person, results = enroller.enroll_files(args.name, paths, employee_id=args.employee_id,
+                                            department=args.department)
+    _print_results(results)
+    accepted = sum(r.accepted for r in results)
+    if person is None:
+        raise CommandError(f"no photo of {args.name} could be enrolled "
+                           f"({len(results)} rejected)")
+    print(f"{person.name}: {accepted} of {len(results)} photos enrolled")
+    if accepted < len(results):
+        _err(f"{len(results) - accepted} of {len(results)} photos rejected")
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
+    folder = Path(args.folder)
+    if not folder.is_dir():
+        raise CommandError(f"{folder} is not a folder")
+    people = sorted(p for p in folder.iterdir() if p.is_dir())
+    if not people:
+        raise CommandError(f"{folder} has no subfolders (one subfolder per person is expected)")
+    enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, actor="cli")
+    jobs = [(p.name, image_files(p)) for p in people]
+    total = sum(len(files) for _, files in jobs)
+    progress = Progress(total, "importing")
+    done = 0
+    enrolled_people, photos_ok, rejected = 0, 0, []
+    for name, files in jobs:
+        checks = []
+        for path in files:
+            checks.append(enroller.check_file(path))
+            done += 1
+            progress(done)
+        person, results = enroller.enroll(name, checks)
+        enrolled_people += person is not None
+        photos_ok += sum(r.accepted for r in results)
+        rejected += [r for r in results if not r.accepted]
+        for result in results:
+            if result.warning:
+                _err(f"warning: {result.source}: {result.warning}")
+        if not files:
+            _err(f"warning: {name}: no photos")
+    for result in rejected:
+        print(f"rejected  {result.source}: {result.reason}")
+    print(f"imported {enrolled_people} of {len(jobs)} people, {photos_ok} of {total} photos; "
+          f"{len(rejected)} photos rejected")
+    return EXIT_PARTIAL if rejected or enrolled_people < len(jobs) else EXIT_OK
+
+
+def cmd_identify(ctx: AppContext, args: argparse.Namespace) -> int:
+    recogniser = Recogniser(ctx.engine, ctx.matcher, ctx.library)
+    failures = 0
+    for name in args.images:
+        try:
+            faces = recogniser.recognise(load_image(name))
+        except FaceGuardError as error:
+            failures += 1
+            _err(str(error))
+            if args.json:
+                print(json.dumps({"image": name, "faces": [], "error": str(error)}), flush=True)
+            continue
+        if args.json:
+            print(json.dumps({"image": name, "faces": [f.to_json() for f in faces]}), flush=True)
+        elif not faces:
+            print(f"{name}: no face")
+        else:
+            parts = [f"{f.person or 'unknown'} ({f.match.similarity:.3f})" for f in faces]
+            print(f"{name}: " + ", ".join(parts))
+    return EXIT_PARTIAL if failures else EXIT_OK
+
+
+def _largest_embedding(ctx: AppContext, name: str) -> np.ndarray:
+    observation = ctx.engine.embed_largest(load_image(name))
+    if observation is None or observation.embedding is None:
+        raise CommandError(f"{name}: no face found")
+    return observation.embedding
+
+
+def cmd_verify(ctx: AppContext, args: argparse.Namespace) -> int:
+    first = _largest_embedding(ctx, args.image_a)
+    second = _largest_embedding(ctx, args.image_b)
+    similarity = float(np.dot(first, second))
+    threshold = ctx.operating_point.threshold
+    same = similarity >= threshold
+    if args.json:
+        print(json.dumps({"similarity": round(similarity, 4), "same": same,
+                          "threshold": threshold}))
+    else:
+        verdict = "same person" if same else "different people"
+        print(f"similarity {similarity:.3f} (threshold {threshold:.3f}): {verdict}")
+    return EXIT_OK
+
+
+def cmd_embed(ctx: AppContext, args: argparse.Namespace) -> int:
+    names = list(args.images)
+    if args.list:
+        try:
+            lines = Path(args.list).read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise CommandError(f"cannot read the list {args.list}: {error.strerror}") from error
+        names += [line.strip() for line in lines if line.strip()]
+    if not names:
+        raise CommandError("no images given (name them, or use --list FILE)")
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise CommandError("--out must name a .npy file")
+    if not out.parent.exists():
+        raise CommandError(f"folder {out.parent} does not exist")
+    matrix = np.full((len(names), ctx.engine.embedder.dimension), np.nan, np.float32)
+    progress = Progress(len(names), "embedding") if len(names) > 20 else None
+    missing = 0
+    for row, name in enumerate(names):
+        try:
+            observation = ctx.engine.embed_largest(load_image(name))
+        except FaceGuardError as error:
+            observation = None
+            _err(f"row {row}: {error}")
+        else:
+            if observation is None:
+                _err(f"row {row}: {name}: no face found")
+        if observation is not None and observation.embedding is not None:
+            matrix[row] = observation.embedding
+        else:
+            missing += 1
+        if progress:
+            progress(row + 1)
+    temporary = out.with_name(out.name + ".partial.npy")
+    np.save(temporary, matrix)
+    temporary.replace(out)
+    print(f"wrote {out}: {len(names)} x {matrix.shape[1]}, {missing} without a face")
+    return EXIT_PARTIAL if missing else EXIT_OK
+
+
+def _person_by_name(ctx: AppContext, name: str):  # type: ignore[no-untyped-def]
+    person = ctx.library.find_person_by_name(name, include_inactive=True)
+    if person is None:
+        raise CommandError(f"no person named {name!r}")
+    return person
+
+
+def cmd_people(ctx: AppContext, args: argparse.Namespace) -> int:
+    library = ctx.library
+    if args.action == "list":
+        people = library.list_people(include_inactive=args.all)
+        if args.json:
+            for p in people:
+                print(json.dumps({"id": p.id, "name": p.name, "employee_id": p.employee_id,
+                                  "department": p.department, "active": p.active,
+                                  "templates": p.template_count,
+                                  "created": format_timestamp(p.created)}))
+        else:
+            for p in people:
+                extra = ", ".join(x for x in (p.employee_id, p.department) if x)
+                state = "" if p.active else " [inactive]"
+                print(f"{p.name}{f' ({extra})' if extra else ''}: "
+                      f"{p.template_count} photos{state}")
+            print(f"{len(people)} people")
+    elif args.action == "rename":
+        person = _person_by_name(ctx, args.name)
+        library.rename_person(person.id, args.new_name, actor="cli")
+        print(f"renamed {person.name} to {args.new_name}")
+    elif args.action == "remove":
+        person = _person_by_name(ctx, args.name)
+        library.remove_person(person.id, forget_event_crops=args.forget_crops, actor="cli")
+        print(f"removed {person.name} and {person.template_count} face templates")
+    return EXIT_OK
+
+
+def _parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise CommandError(f"{text!r} is not a date (use YYYY-MM-DD)") from error
+
+
+def cmd_log(ctx: AppContext, args: argparse.Namespace) -> int:
+    first = _parse_day(args.from_day) if args.from_day else None
+    last = _parse_day(args.to_day) if args.to_day else None
+    start = end = None
+    if first or last:
+        start, end = local_day_range(first or date(1970, 1, 2), last or date(9999, 12, 30))
+    person = None
+    if args.person:
+        person = _person_by_name(ctx, args.person).id
+    events = ctx.library.query_events(start, end, person, args.decision)
+    if args.attendance:
+        days = attendance(events)
+        if args.csv:
+            attendance_to_csv(days, args.csv)
+            print(f"wrote {len(days)} attendance rows to {args.csv}")
+        else:
+            for day in days:
+                print(f"{day.day}  {day.person_name:<24} in {day.first_in:%H:%M}  "
+                      f"out {day.last_out:%H:%M}  {day.hours:5.2f} h")
+        return EXIT_OK
+    if args.csv:
+        events_to_csv(events, args.csv)
+        print(f"wrote {len(events)} events to {args.csv}")
+    else:
+        for event in events:
+            who = event.person_name or "unknown"
+            similarity = "" if event.similarity is None else f"{event.similarity:.3f}"
+            print(f"{format_timestamp(event.timestamp)}  {event.kiosk_id:<10} {event.decision:<8} "
+                  f"{who:<24} {similarity}")
+        print(f"{len(events)} events")
+    return EXIT_OK
+
+
+def cmd_bench(ctx: AppContext, args: argparse.Namespace) -> int:
+    from faceguard.bench import format_table, run_benchmarks
+
+    report = run_benchmarks(ctx, repeats=args.repeats, sizes=args.sizes)
+    print(json.dumps(report, indent=1) if args.json else format_table(report))
+    return EXIT_OK
+
+
+def cmd_gui(ctx: AppContext, args: argparse.Namespace) -> int:
+    try:
+        from faceguard.gui.app import run_gui  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as error:
+        raise CommandError(f"the kiosk window is not available: {error}") from error
+    return int(run_gui(ctx, args))
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faceguard", description="FaceGuard face-recognition kiosk. With no command, "
+        "opens the kiosk window.")
+    parser.add_argument("--version", action="version", version=f"faceguard {__version__}")
+    parser.add_argument("--data-dir", help="data folder (default: the user data folder; "
+                        "or $FACEGUARD_DATA_DIR)")
+    parser.add_argument("--min-face", type=int, metavar="PX",
+                        help="minimum face size in pixels for detection (default from settings)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("enroll", help="enrol a person from photos")
+    p.add_argument("name")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--employee-id")
+    p.add_argument("--department")
+    p.set_defaults(func=cmd_enroll)
+
+    p = commands.add_parser("import", help="enrol a folder of people (one subfolder each)")
+    p.add_argument("folder")
+    p.set_defaults(func=cmd_import)
+
+    p = commands.add_parser("identify", help="identify the faces in images")
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    p.set_defaults(func=cmd_identify)
+
+    p = commands.add_parser("verify", help="are the largest faces of two images one person?")
+    p.add_argument("image_a")
+    p.add_argument("image_b")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
+
+    p = commands.add_parser("embed", help="write the embeddings of images to a .npy file")
+    p.add_argument("images", nargs="*", metavar="IMAGE")
+    p.add_argument("--list", help="file with one image path a line")
+    p.add_argument("--out", required=True, help="output .npy file")
+    p.set_defaults(func=cmd_embed)
+
+    p = commands.add_parser("people", help="list, rename or remove people")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    a = actions.add_parser("list", help="list enrolled people")
+    a.add_argument("--all", action="store_true", help="include inactive people")
+    a.add_argument("--json", action="store_true")
+    a = actions.add_parser("rename", help="rename a person")
+    a.add_argument("name")
+    a.add_argument("new_name")
+    a = actions.add_parser("remove", help="remove a person and their face templates")
+    a.add_argument("name")
+    a.add_argument("--forget-crops", action="store_true",
+                   help="also erase the face images stored with their past events")
+    p.set_defaults(func=cmd_people)
+
+    p = commands.add_parser("log", help="show or export the entry log")
+    p.add_argument("--from", dest="from_day", metavar="YYYY-MM-DD", help="first local day")
+    p.add_argument("--to", dest="to_day", metavar="YYYY-MM-DD", help="last local day")
+    p.add_argument("--person", help="only this person")
+    p.add_argument("--decision", choices=["known", "unknown"], help="only these decisions")
+    p.add_argument("--attendance", action="store_true",
+                   help="first in / last out per person per day instead of events")
+    p.add_argument("--csv", metavar="FILE", help="write CSV to FILE")
+    p.set_defaults(func=cmd_log)
+
+    p = commands.add_parser("bench", help="measure the latency of each pipeline stage")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000],
+                   help="library sizes for the matching benchmark")
+    p.set_defaults(func=cmd_bench)
+
+    _add_optional_commands(commands)
+    return parser
+
+
+def _add_optional_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Commands that live in their own modules (evaluation, kiosk runner)."""
+    registrars: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+    for module_name in ("faceguard.evaluation.cli", "faceguard.kiosk.cli"):
+        try:
+            module = __import__(module_name, fromlist=["register"])
+        except ImportError:
+            continue
+        registrars.append(module.register)
+    for register in registrars:
+        register(commands)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        ctx = AppContext(args.data_dir, min_face=args.min_face)
+    except FaceGuardError as error:
+        _err(str(error))
+        return EXIT_ERROR
+    try:
+        func = getattr(args, "func", cmd_gui)
+        return int(func(ctx, args))
+    except FaceGuardError as error:
+        _err(str(error))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _err("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    finally:
+        ctx.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

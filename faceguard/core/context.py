@@ -1,0 +1,120 @@
+"""Everything one FaceGuard process works with: data folder, settings, library, engine, matcher."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from faceguard.errors import LibraryError
+from faceguard.library.database import FaceLibrary
+from faceguard.library.matcher import Matcher
+from faceguard.paths import data_dir
+from faceguard.settings import Settings, load_settings
+from faceguard.vision.embedder import DEFAULT_EMBEDDER_FILE
+from faceguard.vision.engine import FaceEngine
+from faceguard.vision.onnx_model import default_model_path, manifest_entry
+
+LIBRARY_FILE = "faceguard.db"
+EMBEDDER_ENV = "FACEGUARD_EMBEDDER"
+EMBEDDER_SHA_ENV = "FACEGUARD_EMBEDDER_SHA256"
+FALLBACK_THRESHOLD = 0.5  # only for a model without a calibrated threshold
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Open-set decision rule: threshold, margin, and the false-accept rate it stands for."""
+
+    threshold: float
+    margin: float
+    far: float | None
+    source: str
+
+
+def embedder_location(settings: Settings) -> tuple[Path, str | None]:
+    """The embedder file to use, and an explicit SHA-256 when one is configured."""
+    override = os.environ.get(EMBEDDER_ENV)
+    if override:
+        return Path(override), os.environ.get(EMBEDDER_SHA_ENV)
+    name = settings.model_file or DEFAULT_EMBEDDER_FILE
+    path = Path(name)
+    return (path if path.is_absolute() else default_model_path(name)), None
+
+
+def operating_point(settings: Settings, embedder_path: Path) -> OperatingPoint:
+    """The model card's calibrated threshold, unless the settings set one explicitly."""
+    entry = manifest_entry(embedder_path) or {}
+    calibrated = entry.get("threshold")
+    if calibrated is not None and settings.match_threshold is None:
+        far = entry.get("threshold_far")
+        return OperatingPoint(float(str(calibrated)), float(str(entry.get("margin", 0.0))),
+                              float(str(far)) if far is not None else None,
+                              f"calibrated, {embedder_path.name} model card")
+    threshold = settings.match_threshold
+    if threshold is None:
+        threshold = FALLBACK_THRESHOLD
+    return OperatingPoint(threshold, settings.match_margin, settings.threshold_far, "settings")
+
+
+class AppContext:
+    """Lazily opens what a command needs; one per process (CLI run, GUI session)."""
+
+    def __init__(self, data_folder: str | os.PathLike[str] | None = None, *,
+                 min_face: int | None = None, settings: Settings | None = None,
+                 create: bool = True) -> None:
+        self.data_dir = data_dir(data_folder)
+        self.create = create
+        self.settings = settings or load_settings(self.data_dir)
+        self.min_face = int(min_face or self.settings.min_face_px)
+
+    @property
+    def library_path(self) -> Path:
+        return self.data_dir / LIBRARY_FILE
+
+    @cached_property
+    def library(self) -> FaceLibrary:
+        """The face library; the data folder is created on first use."""
+        if not self.data_dir.exists():
+            if not self.create:
+                raise LibraryError(f"data folder {self.data_dir} does not exist")
+            try:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise LibraryError(
+                    f"cannot create the data folder {self.data_dir}: {error.strerror}") from error
+        return FaceLibrary.open(self.library_path)
+
+    @cached_property
+    def engine(self) -> FaceEngine:
+        path, sha = embedder_location(self.settings)
+        return FaceEngine.load(min_face=self.min_face, embedder_path=path, embedder_sha256=sha)
+
+    @cached_property
+    def operating_point(self) -> OperatingPoint:
+        path, _ = embedder_location(self.settings)
+        return operating_point(self.settings, path)
+
+    @cached_property
+    def matcher(self) -> Matcher:
+        """Matcher over the library, re-embedding templates of an older model first."""
+        self.sync_templates()
+        point = self.operating_point
+        return Matcher.from_library(self.library, self.engine.model_id, point.threshold,
+                                    point.margin)
+
+    def sync_templates(self) -> int:
+        """Re-embed templates made by another model from their stored crops; returns count."""
+        stale = self.library.templates_needing_reembed(self.engine.model_id)
+        if not stale:
+            return 0
+        embedder = self.engine.embedder
+        result = self.library.reembed(embedder.model_id, lambda crops: embedder.embed(
+            np.stack(crops)), actor="system")
+        return result.updated
+
+    def close(self) -> None:
+        if "library" in self.__dict__:
+            self.library.close()

@@ -1,0 +1,62 @@
+"""Recognition of the faces in one image: detection, embedding and the open-set decision."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceguard.library.database import FaceLibrary
+from faceguard.library.matcher import Matcher, MatchResult
+from faceguard.vision.engine import FaceEngine, FaceObservation
+
+
+@dataclass
+class RecognisedFace:
+    """A face with its match: ``person`` is the recognised name or None (unknown)."""
+
+    observation: FaceObservation
+    match: MatchResult
+    person: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """The CLI's JSON contract for one face."""
+        face = self.observation.face
+        return {
+            "box": [round(float(v), 1) for v in face.box],
+            "score": round(face.score, 4),
+            "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks],
+            "person": self.person,
+            "similarity": round(float(self.match.similarity), 4),
+        }
+
+
+class Recogniser:
+    """Identifies every face of an image against the matcher."""
+
+    def __init__(self, engine: FaceEngine, matcher: Matcher, library: FaceLibrary) -> None:
+        self.engine = engine
+        self.matcher = matcher
+        self.library = library
+        self._names: dict[int, str] = {}
+
+    def person_name(self, person_id: int) -> str:
+        if person_id not in self._names:
+            person = self.library.get_person(person_id)
+            self._names[person_id] = person.name if person else f"#{person_id}"
+        return self._names[person_id]
+
+    def forget_names(self) -> None:
+        """Drop cached names (after a rename or removal)."""
+        self._names.clear()
+
+    def recognise(self, image: np.ndarray, min_face: int | None = None) -> list[RecognisedFace]:
+        """All faces of an image, largest first, each with its decision."""
+        observations = self.engine.analyze(image, min_face)
+        if not observations:
+            return []
+        vectors = np.stack([o.embedding for o in observations if o.embedding is not None])
+        matches = self.matcher.search(vectors)
+        return [RecognisedFace(o, m, self.person_name(m.person_id)
+                               if m.person_id is not None else None)
+                for o, m in zip(observations, matches, strict=True)]
