@@ -25,6 +25,7 @@ from faceguard.core.enrolment import Enroller, PhotoResult, image_files
 from faceguard.core.recognition import Recogniser
 from faceguard.errors import FaceGuardError
 from faceguard.library.attendance import attendance, local_day_range
+from faceguard.library.database import Person
 from faceguard.library.export import attendance_to_csv, events_to_csv, format_timestamp
 from faceguard.vision.image_io import load_image
 
@@ -214,7 +215,7 @@ def cmd_embed(ctx: AppContext, args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if missing else EXIT_OK
 
 
-def _person_by_name(ctx: AppContext, name: str):  # type: ignore[no-untyped-def]
+def _person_by_name(ctx: AppContext, name: str) -> Person:
     person = ctx.library.find_person_by_name(name, include_inactive=True)
     if person is None:
         raise CommandError(f"no person named {name!r}")
@@ -381,9 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_optional_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
     """Commands that live in their own modules (evaluation, kiosk runner)."""
-    registrars: list[Callable[[argparse._SubParsersAction], None]] = []  # type: ignore[type-arg]
+    registrars: list[Callable[[argparse._SubParsersAction], None]] = []
     for module_name in ("faceguard.evaluation.cli", "faceguard.kiosk.cli"):
         try:
             module = __import__(module_name, fromlist=["register"])

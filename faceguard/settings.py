@@ -28,15 +28,15 @@ log = logging.getLogger(__name__)
 SETTINGS_FILE = "settings.json"
 SCHEMA_VERSION = 1
 
-# Matching operating point. These are set from calibration of the product embedding model and
-# are documented, with the false-accept rate they were measured at, in
-# resources/models/MODEL_CARD.md. The values below are placeholders until that calibration runs.
-DEFAULT_MATCH_THRESHOLD = 0.5
+# Matching operating point. By default (match_threshold None) the threshold and margin come
+# from the embedding model's calibration, recorded with the false-accept rate it was measured
+# at in resources/models/manifest.json and MODEL_CARD.md. A number here overrides it.
+DEFAULT_MATCH_THRESHOLD: float | None = None
 DEFAULT_MATCH_MARGIN = 0.05
 DEFAULT_THRESHOLD_FAR = 1e-3
-DEFAULT_THRESHOLD_NOTE = "placeholder operating point; see resources/models/MODEL_CARD.md"
+DEFAULT_THRESHOLD_NOTE = "model calibration; see resources/models/MODEL_CARD.md"
 
-DEFAULT_MODEL_FILE = "mobilefacenet_lite.onnx"
+DEFAULT_MODEL_FILE = "lite_mobilefacenet_96.onnx"
 
 
 class SettingsError(FaceGuardError):
@@ -97,7 +97,7 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "kiosk_name": lambda v: _check_str(v, max_len=64),
     "source": lambda v: _check_str(v, max_len=1024),
     "model_file": _check_model_file,
-    "match_threshold": lambda v: _check_float(v, -1.0, 1.0),
+    "match_threshold": lambda v: None if v is None else _check_float(v, -1.0, 1.0),
     "match_margin": lambda v: _check_float(v, 0.0, 2.0),
     "threshold_far": lambda v: _check_float(v, 0.0, 1.0, lo_open=True),
     "threshold_note": lambda v: _check_str(v, max_len=1024, allow_empty=True),
@@ -126,7 +126,7 @@ class Settings:
     kiosk_name: str = "kiosk-1"
     source: str = "0"
     model_file: str = DEFAULT_MODEL_FILE
-    match_threshold: float = DEFAULT_MATCH_THRESHOLD
+    match_threshold: float | None = DEFAULT_MATCH_THRESHOLD
     match_margin: float = DEFAULT_MATCH_MARGIN
     threshold_far: float = DEFAULT_THRESHOLD_FAR
     threshold_note: str = DEFAULT_THRESHOLD_NOTE
@@ -152,7 +152,8 @@ class Settings:
             )
         # Floats given as whole numbers in JSON ("threshold": 1) are kept as floats.
         for name in ("match_threshold", "match_margin", "threshold_far"):
-            object.__setattr__(self, name, float(getattr(self, name)))
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, float(getattr(self, name)))
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (validated; raises SettingsError)."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from faceguard.errors import LibraryError
 from faceguard.library.database import FaceLibrary
-from faceguard.library.matcher import Matcher
+from faceguard.library.matcher import UNCALIBRATED_THRESHOLD, Matcher
 from faceguard.paths import data_dir
 from faceguard.settings import Settings, load_settings
 from faceguard.vision.embedder import DEFAULT_EMBEDDER_FILE
@@ -21,7 +21,6 @@ from faceguard.vision.onnx_model import default_model_path, manifest_entry
 LIBRARY_FILE = "faceguard.db"
 EMBEDDER_ENV = "FACEGUARD_EMBEDDER"
 EMBEDDER_SHA_ENV = "FACEGUARD_EMBEDDER_SHA256"
-FALLBACK_THRESHOLD = 0.5  # only for a model without a calibrated threshold
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def operating_point(settings: Settings, embedder_path: Path) -> OperatingPoint:
                               f"calibrated, {embedder_path.name} model card")
     threshold = settings.match_threshold
     if threshold is None:
-        threshold = FALLBACK_THRESHOLD
+        threshold = UNCALIBRATED_THRESHOLD
     return OperatingPoint(threshold, settings.match_margin, settings.threshold_far, "settings")
 
 

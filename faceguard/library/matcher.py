@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from faceguard.settings import DEFAULT_MATCH_MARGIN, DEFAULT_MATCH_THRESHOLD
+from faceguard.settings import DEFAULT_MATCH_MARGIN
+
+# Used only for a model that has no calibrated threshold (and in tests).
+UNCALIBRATED_THRESHOLD = 0.5
 
 if TYPE_CHECKING:
     from faceguard.library.database import FaceLibrary
@@ -80,7 +83,7 @@ class Matcher:
 
     def __init__(
         self,
-        threshold: float = DEFAULT_MATCH_THRESHOLD,
+        threshold: float = UNCALIBRATED_THRESHOLD,
         margin: float = DEFAULT_MATCH_MARGIN,
     ) -> None:
         """An empty matcher with the given operating point."""
@@ -101,7 +104,7 @@ class Matcher:
         cls,
         library: FaceLibrary,
         model_id: str,
-        threshold: float = DEFAULT_MATCH_THRESHOLD,
+        threshold: float = UNCALIBRATED_THRESHOLD,
         margin: float = DEFAULT_MATCH_MARGIN,
     ) -> Matcher:
         """A matcher over the library's active people's templates made by ``model_id``."""

@@ -79,7 +79,7 @@ def prepare(dataset: Path, out: Path, limit: int | None = None) -> dict[str, obj
     found_all = np.concatenate([p["found"] for p in parts])
     np.save(out / "crops.npy", crops_all)
     np.save(out / "found.npy", found_all)
-    meta = {"count": len(names), "no_face": int((~found_all).sum()),
+    meta: dict[str, object] = {"count": len(names), "no_face": int((~found_all).sum()),
             "min_face": TRAIN_MIN_FACE, "seconds_this_run": round(time.perf_counter() - started, 1)}
     (out / "meta.json").write_text(json.dumps(meta, indent=1))
     return meta
