@@ -2,6 +2,6 @@
 
 import sys
 
-from faceguard.cli import main
+from faceguard.launcher import main
 
 sys.exit(main())

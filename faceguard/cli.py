@@ -298,12 +298,7 @@ def cmd_bench(ctx: AppContext, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_gui(ctx: AppContext, args: argparse.Namespace) -> int:
-    try:
-        from faceguard.gui.app import run_gui  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as error:
-        raise CommandError(f"the kiosk window is not available: {error}") from error
-    return int(run_gui(ctx, args))
+GuiOpener = Callable[[AppContext, argparse.Namespace], int]
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -395,7 +390,8 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
         register(commands)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, open_gui: GuiOpener | None = None) -> int:
+    """Run one command; with none, open the kiosk window through ``open_gui``."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -404,7 +400,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _err(str(error))
         return EXIT_ERROR
     try:
-        func = getattr(args, "func", cmd_gui)
+        func = getattr(args, "func", None)
+        if func is None:
+            if open_gui is None:
+                raise CommandError("no command given (see faceguard --help)")
+            return int(open_gui(ctx, args))
         return int(func(ctx, args))
     except FaceGuardError as error:
         _err(str(error))
