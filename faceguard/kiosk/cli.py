@@ -1,0 +1,92 @@
+"""``faceguard run``: the kiosk's worker and decisions without a window, events as JSON lines.
+
+Registered into the main parser by :func:`register` (``faceguard.cli`` looks it up). The window
+is not opened from here (the core never imports Qt): ``faceguard`` with no command opens it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from faceguard.core.context import AppContext
+from faceguard.errors import FaceGuardError
+from faceguard.kiosk.decisions import KioskEvent
+from faceguard.kiosk.demo import DemoSession, prepare_demo
+from faceguard.kiosk.pipeline import pipeline_for
+from faceguard.kiosk.runner import KioskLoop, LoopHooks, SourceStatus
+from faceguard.kiosk.sources import SourceSpec, make_source
+
+EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
+
+
+def _err(message: str) -> None:
+    print(f"faceguard: {message}", file=sys.stderr, flush=True)
+
+
+def _print_event(event: KioskEvent) -> None:
+    print(json.dumps(event.to_json()), flush=True)
+
+
+def _print_status(status: SourceStatus) -> None:
+    if status.state in ("reconnecting", "failed"):
+        _err(status.message)
+
+
+def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
+    """Run the kiosk loop without a window."""
+    if not args.headless:
+        raise FaceGuardError("`faceguard run` needs --headless; the kiosk window is opened by "
+                             "`faceguard` with no command")
+    session: DemoSession | None = None
+    if args.demo:
+        session = prepare_demo(args.data_dir, base=ctx.settings, min_face=args.min_face)
+        ctx = session.ctx
+    try:
+        spec = SourceSpec.parse(args.source or ("demo" if args.demo else ctx.settings.source))
+        pipeline = pipeline_for(ctx)
+        hooks = LoopHooks(event=_print_event, status=_print_status)
+        loop = KioskLoop(lambda: make_source(spec, loop=args.loop), pipeline, hooks,
+                         realtime=args.realtime, max_frames=args.max_frames,
+                         retry_first_open=not spec.live or args.retry)
+        try:
+            summary = loop.run()
+        except KeyboardInterrupt:
+            loop.stop()
+            _err(f"interrupted after {loop.summary.frames} frames")
+            return EXIT_INTERRUPTED
+        known = sum(e.person_id is not None for e in summary.events)
+        _err(f"{summary.frames} frames from {spec.describe()}, {len(summary.events)} events "
+             f"({known} known, {len(summary.events) - known} unknown), "
+             f"{summary.dropped} frames dropped, {summary.faults} source faults")
+        if summary.error:
+            raise FaceGuardError(summary.error)
+        return EXIT_OK
+    finally:
+        if session is not None:
+            session.close()
+
+
+def register(commands: Any) -> None:
+    """Add the ``run`` command to the main parser's subcommands."""
+    p = commands.add_parser(
+        "run", help="run the kiosk without a window (--headless), events as JSON lines",
+        description="Run the kiosk's recognition and decisions on a video source. With "
+        "--headless, each logged event is printed as one JSON line on stdout.")
+    p.add_argument("--source", metavar="SRC",
+                   help="camera index, video file, stream URL, image folder or 'demo' "
+                   "(default: the source in the settings)")
+    p.add_argument("--headless", action="store_true", help="no window; events as JSON lines")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    p.add_argument("--demo", action="store_true",
+                   help="the built-in demo: synthetic video, throw-away library "
+                   "(or --data-dir)")
+    p.add_argument("--realtime", action="store_true",
+                   help="play files at their frame rate, dropping frames when slow "
+                   "(default: process every frame of a file)")
+    p.add_argument("--loop", action="store_true", help="repeat a file, folder or the demo")
+    p.add_argument("--retry", action="store_true",
+                   help="keep retrying a camera or stream that cannot be opened at start")
+    p.set_defaults(func=cmd_run)

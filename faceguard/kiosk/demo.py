@@ -1,0 +1,138 @@
+"""The built-in demo: a throw-away library with one enrolled person, and a synthetic video.
+
+Eileen Collins (resources/demo/astronaut.png) is enrolled; Grace Hopper
+(resources/demo/grace_hopper.jpg) is the stranger. The demo's library, settings and events live
+in a temporary folder that is deleted afterwards, or in the folder given with ``--data-dir``;
+the real library is never opened.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from faceguard.core.context import AppContext
+from faceguard.core.enrolment import Enroller
+from faceguard.errors import FaceGuardError
+from faceguard.kiosk.sources import (
+    DEMO_KNOWN_PHOTO,
+    DEMO_STRANGER_PHOTO,
+    DemoSource,
+    SourceEnded,
+    SourceError,
+)
+from faceguard.paths import resources_dir
+from faceguard.settings import Settings, load_settings, save_settings, settings_path
+
+DEMO_PERSON = "Eileen Collins"
+DEMO_STRANGER = "Grace Hopper"
+DEMO_KIOSK = "demo"
+# Settings the demo takes over from the real ones (the model and its operating point).
+CARRIED_SETTINGS = ("model_file", "match_threshold", "match_margin", "threshold_far",
+                    "threshold_note", "min_face_px")
+
+
+class DemoError(FaceGuardError):
+    """The demo cannot be prepared."""
+
+
+@dataclass
+class DemoSession:
+    """The demo's context and folder; :meth:`close` deletes a temporary folder."""
+
+    ctx: AppContext
+    folder: Path
+    temporary: bool
+    enrolled_now: bool
+
+    def close(self) -> None:
+        self.ctx.close()
+        if self.temporary:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def __enter__(self) -> DemoSession:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def demo_settings(base: Settings | None) -> Settings:
+    """Fresh settings for the demo, keeping the real model and its operating point."""
+    settings = Settings(kiosk_name=DEMO_KIOSK, source="demo")
+    if base is not None:
+        settings = settings.replace(**{name: getattr(base, name) for name in CARRIED_SETTINGS})
+    return settings
+
+
+def prepare_demo(data_folder: str | Path | None = None, *, base: Settings | None = None,
+                 min_face: int | None = None) -> DemoSession:
+    """Open (or create) the demo's library and enrol the demo person if needed."""
+    temporary = data_folder is None
+    folder = Path(tempfile.mkdtemp(prefix="faceguard-demo-")) if temporary \
+        else Path(data_folder).expanduser()  # type: ignore[arg-type]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if settings_path(folder).exists():
+            settings = load_settings(folder)
+        else:
+            settings = demo_settings(base)
+            save_settings(settings, folder)
+        ctx = AppContext(folder, min_face=min_face, settings=settings)
+        enrolled_now = enrol_demo_person(ctx)
+    except (FaceGuardError, OSError) as error:
+        if temporary:
+            shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(error, FaceGuardError):
+            raise
+        raise DemoError(f"cannot prepare the demo in {folder}: {error}") from error
+    return DemoSession(ctx, folder, temporary, enrolled_now)
+
+
+def enrol_demo_person(ctx: AppContext) -> bool:
+    """Enrol Eileen Collins from the demo photo unless she is there; True when enrolled now."""
+    existing = ctx.library.find_person_by_name(DEMO_PERSON)
+    if existing is not None and existing.template_count > 0:
+        return False
+    photo = resources_dir() / "demo" / DEMO_KNOWN_PHOTO
+    stranger = resources_dir() / "demo" / DEMO_STRANGER_PHOTO
+    if not photo.is_file() or not stranger.is_file():
+        raise DemoError(f"the demo photos are missing from {photo.parent}")
+    enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, actor="demo")
+    person, results = enroller.enroll_files(DEMO_PERSON, [photo], employee_id="DEMO-1",
+                                            department="Demo")
+    if person is None:
+        reason = results[0].reason if results else "no result"
+        raise DemoError(f"the demo photo could not be enrolled: {reason}")
+    return True
+
+
+def write_demo_video(path: str | Path, *, fps: float = 5.0, size: tuple[int, int] = (480, 360),
+                     cycles: int = 1) -> int:
+    """Write the demo's synthetic video (Motion-JPEG AVI) to a file; returns the frame count.
+
+    For tests and scripts that need a real video file: the known person, then the stranger.
+    """
+    import cv2
+
+    target = Path(path)
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"MJPG"), fps, size)
+    if not writer.isOpened():
+        raise SourceError(f"cannot write a video to {target}")
+    source = DemoSource(loop=cycles > 1, fps=fps, size=size)
+    count = 0
+    try:
+        source.open()
+        for _ in range(source.cycle_frames * cycles):
+            try:
+                frame = source.read()
+            except SourceEnded:
+                break
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            count += 1
+    finally:
+        writer.release()
+        source.close()
+    return count

@@ -1,0 +1,205 @@
+"""One frame through the kiosk: detect, match every face, vote on the largest, maybe log.
+
+The largest face of at least ``min_face`` pixels is the one that counts; other faces are
+matched and drawn but never logged, and faces below the minimum size are drawn as "too small"
+without being embedded. Events go to the library with a small JPEG crop of the aligned face.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import cv2
+import numpy as np
+
+from faceguard.core.context import AppContext
+from faceguard.core.recognition import Recogniser
+from faceguard.errors import FaceGuardError
+from faceguard.kiosk.decisions import (
+    Candidate,
+    Clock,
+    Decider,
+    DecisionPolicy,
+    KioskEvent,
+    Outcome,
+    Verdict,
+    utc_clock,
+)
+from faceguard.library.database import FaceLibrary, encode_crop
+from faceguard.library.matcher import Matcher
+from faceguard.vision.engine import FaceEngine
+from faceguard.vision.mtcnn import Face
+
+log = logging.getLogger(__name__)
+
+PROCESS_MAX_SIDE = 960  # larger frames are searched for faces on a downscaled copy
+MAX_FACES = 8  # faces matched and drawn per frame (largest first)
+EVENT_CROP_QUALITY = 85
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    """One face as drawn over the video (frame pixel coordinates)."""
+
+    box: tuple[float, float, float, float]
+    landmarks: tuple[tuple[float, float], ...]
+    size: float
+    person_id: int | None = None
+    name: str | None = None
+    similarity: float | None = None
+    counted: bool = False  # the largest face, the one the kiosk decides on
+    too_small: bool = False
+
+    @property
+    def known(self) -> bool:
+        return self.person_id is not None
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything the window or a script needs about one processed frame."""
+
+    index: int
+    timestamp: datetime
+    width: int
+    height: int
+    faces: tuple[FaceInfo, ...] = ()
+    verdict: Verdict | None = None
+    event: KioskEvent | None = None
+    previous: datetime | None = None  # earlier event time when a repeat was suppressed
+    previous_direction: str | None = None
+    latency_ms: float = 0.0
+    error: str | None = field(default=None)
+
+
+class LibraryHistory:
+    """The decider's view of past events, read from the face library."""
+
+    def __init__(self, library: FaceLibrary) -> None:
+        self.library = library
+
+    def last_known(self, person_id: int, kiosk_id: str) -> datetime | None:
+        events = self.library.query_events(person=person_id, decision="known", limit=1,
+                                           kiosk_id=kiosk_id, newest_first=True)
+        return events[0].timestamp if events else None
+
+    def has_known_between(self, person_id: int, start: datetime, end: datetime) -> bool:
+        return self.library.count_events(start, end, person_id, "known") > 0
+
+
+class KioskPipeline:
+    """Frame in, :class:`FrameResult` out; logs the decider's events to the library."""
+
+    def __init__(self, engine: FaceEngine, matcher: Matcher, library: FaceLibrary,
+                 decider: Decider, *, min_face: int, clock: Clock = utc_clock,
+                 recogniser: Recogniser | None = None,
+                 process_max_side: int = PROCESS_MAX_SIDE) -> None:
+        self.engine = engine
+        self.matcher = matcher
+        self.library = library
+        self.decider = decider
+        self.min_face = int(min_face)
+        self.clock = clock
+        self.recogniser = recogniser or Recogniser(engine, matcher, library)
+        self.process_max_side = process_max_side
+        self.frames = 0
+        self.on_logged: Callable[[KioskEvent], None] | None = None
+
+    @property
+    def kiosk_id(self) -> str:
+        return self.decider.kiosk_id
+
+    def detect(self, frame: np.ndarray) -> list[Face]:
+        """Faces of a frame, largest first, searched on a downscaled copy of big frames."""
+        longest = max(frame.shape[:2])
+        detect_min = min(self.engine.min_face, self.min_face)
+        if longest <= self.process_max_side:
+            return self.engine.detect(frame, detect_min)
+        factor = self.process_max_side / longest
+        small = cv2.resize(frame, (round(frame.shape[1] * factor),
+                                   round(frame.shape[0] * factor)), interpolation=cv2.INTER_AREA)
+        faces = self.engine.detect(small, max(12, round(detect_min * factor)))
+        return [face.scaled(1.0 / factor) for face in faces]
+
+    def process(self, frame: np.ndarray, now: datetime | None = None) -> FrameResult:
+        """Run one RGB frame through detection, matching and the decider."""
+        started = time.perf_counter()
+        now = now or self.clock()
+        index = self.frames
+        self.frames += 1
+        faces = self.detect(frame)[:MAX_FACES]
+        big = [f for f in faces if f.size >= self.min_face]
+        observations = self.engine.observe(frame, big) if big else []
+        matches = []
+        if observations:
+            vectors = np.stack([o.embedding for o in observations if o.embedding is not None])
+            matches = self.matcher.search(vectors)
+        infos: list[FaceInfo] = []
+        candidate: Candidate | None = None
+        for position, (observation, match) in enumerate(zip(observations, matches,
+                                                            strict=True)):
+            name = None
+            if match.person_id is not None:
+                name = self.recogniser.person_name(match.person_id)
+            counted = position == 0
+            infos.append(_face_info(observation.face, match.person_id, name,
+                                    float(match.similarity), counted=counted))
+            if counted:
+                candidate = Candidate(match.person_id, float(match.similarity), name,
+                                      observation.crop)
+        infos += [_face_info(f, too_small=True) for f in faces if f.size < self.min_face]
+        outcome = self.decider.update(candidate, now)
+        event, error = self._log(outcome)
+        latency = (time.perf_counter() - started) * 1000.0
+        return FrameResult(index, now, int(frame.shape[1]), int(frame.shape[0]), tuple(infos),
+                           outcome.verdict, event, outcome.previous,
+                           outcome.previous_direction, latency, error)
+
+    def _log(self, outcome: Outcome) -> tuple[KioskEvent | None, str | None]:
+        event = outcome.event
+        if event is None:
+            return None, None
+        crop = None
+        if event.crop is not None:
+            try:
+                crop = encode_crop(event.crop, EVENT_CROP_QUALITY)
+            except FaceGuardError:
+                crop = None
+        try:
+            stored = self.library.add_event(event.timestamp, event.kiosk_id, event.person_id,
+                                            event.similarity, event.decision, crop)
+        except FaceGuardError as error:
+            log.warning("event not logged: %s", error)
+            return None, f"event not logged: {error}"
+        logged = replace(event, event_id=stored.id,
+                         person_name=stored.person_name or event.person_name)
+        if self.on_logged is not None:
+            self.on_logged(logged)
+        return logged, None
+
+    def person_removed(self, person_id: int) -> None:
+        """Forget cached names and decisions about someone removed or renamed."""
+        self.recogniser.forget_names()
+        self.decider.forget_person(person_id)
+
+
+def _face_info(face: Face, person_id: int | None = None, name: str | None = None,
+               similarity: float | None = None, *, counted: bool = False,
+               too_small: bool = False) -> FaceInfo:
+    box = tuple(float(v) for v in face.box)
+    marks = tuple((float(x), float(y)) for x, y in face.landmarks)
+    return FaceInfo((box[0], box[1], box[2], box[3]), marks, float(face.size), person_id, name,
+                    similarity, counted, too_small)
+
+
+def pipeline_for(ctx: AppContext, *, clock: Clock = utc_clock) -> KioskPipeline:
+    """The kiosk pipeline over a context's engine, matcher, library and settings."""
+    settings = ctx.settings
+    decider = Decider(DecisionPolicy.from_settings(settings), settings.kiosk_name,
+                      history=LibraryHistory(ctx.library))
+    return KioskPipeline(ctx.engine, ctx.matcher, ctx.library, decider,
+                         min_face=ctx.min_face, clock=clock)
