@@ -1,0 +1,202 @@
+"""`faceguard eval lfw` and `faceguard eval gallery` (registered by faceguard.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from faceguard.cli import CommandError, Progress
+from faceguard.core.context import AppContext, embedder_location
+from faceguard.evaluation.gallery import DEFAULT_SEED, evaluate_lfw_gallery
+from faceguard.evaluation.lfw import (
+    FALLBACK_SAMPLE,
+    LFW_MIN_FACE,
+    TEACHER_MODEL_ID,
+    TIMING_IMAGES,
+    LfwSubset,
+    TeacherEmbed,
+    VerificationScores,
+    engine_embed_fn,
+    evaluate_lfw,
+    format_report,
+    load_subset,
+    report_json,
+    sample_images,
+    time_engine,
+    time_teacher,
+)
+from faceguard.vision.engine import FaceEngine
+
+DEFAULT_DATASET = "../shared/datasets/lfw"
+
+
+class _Reporter:
+    """Progress bars and notes on stderr."""
+
+    def __init__(self) -> None:
+        self.bars: dict[str, Progress] = {}
+
+    def progress(self, label: str, done: int, total: int) -> None:
+        """Advance the bar of this label."""
+        self.bars.setdefault(label, Progress(total, label))(done, total)
+
+    @staticmethod
+    def note(message: str) -> None:
+        """One line of information."""
+        print(f"faceguard: {message}", file=sys.stderr, flush=True)
+
+
+def _far(text: str) -> float:
+    """argparse type: a false-accept rate in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0.0 < value < 1.0):
+        raise argparse.ArgumentTypeError(f"the FAR must be between 0 and 1, got {text}")
+    return value
+
+
+def _positive(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _min_face(args: argparse.Namespace) -> int:
+    """The global --min-face when given, else 40 px (LFW faces are ~100 px)."""
+    return int(getattr(args, "min_face", None) or LFW_MIN_FACE)
+
+
+def _engine(ctx: AppContext, mirror: bool) -> FaceEngine:
+    """The configured pipeline, with a mirror-averaging embedder when asked."""
+    if not mirror:
+        return ctx.engine
+    path, sha = embedder_location(ctx.settings)
+    return FaceEngine.load(min_face=ctx.min_face, embedder_path=path, embedder_sha256=sha,
+                           mirror=True)
+
+
+def _teacher_scores(args: argparse.Namespace, subset: LfwSubset, reporter: _Reporter
+                    ) -> VerificationScores:
+    """Score dlib's pipeline (DlibTeacher) on the same pairs."""
+    try:
+        from faceguard.training.teacher import DlibTeacher
+
+        teacher = DlibTeacher()
+    except ImportError as error:
+        raise CommandError(f"--teacher needs dlib (pip install dlib-bin): {error}") from error
+    except FileNotFoundError as error:
+        raise CommandError(f"--teacher: {error}") from error
+    embed = TeacherEmbed(teacher, lambda: sample_images(subset, FALLBACK_SAMPLE))
+    scores = evaluate_lfw(args.dataset, embed, model_id=TEACHER_MODEL_ID,
+                          limit_pairs=args.limit_pairs, calibrate_far=args.calibrate,
+                          progress=reporter.progress, note=reporter.note)
+    scores.ms_per_face = time_teacher(teacher, sample_images(subset, min(5, TIMING_IMAGES)))
+    return scores
+
+
+def cmd_eval_lfw(ctx: AppContext, args: argparse.Namespace) -> int:
+    """10-fold accuracy and TAR at FAR on LFW, optionally next to dlib's pipeline."""
+    from faceguard.evaluation.roc_plot import RocSeries, check_target, draw_roc
+
+    if args.roc:
+        check_target(args.roc)
+    subset = load_subset(args.dataset, args.limit_pairs)
+    min_face = _min_face(args)
+    engine = _engine(ctx, args.mirror)
+    reporter = _Reporter()
+    ours = evaluate_lfw(args.dataset, engine_embed_fn(engine, min_face), model_id=engine.model_id,
+                        cache_key=f"{engine.model_id}_minface{min_face}",
+                        limit_pairs=args.limit_pairs, calibrate_far=args.calibrate,
+                        progress=reporter.progress, note=reporter.note)
+    ours.ms_per_face = time_engine(engine, sample_images(subset, TIMING_IMAGES), min_face)
+    teacher = _teacher_scores(args, subset, reporter) if args.teacher else None
+    if args.roc:
+        series = [RocSeries(c.model_id if c is ours else "dlib ResNet (teacher)", c.roc.far,
+                            c.roc.tar, dict(c.tar_at_far))
+                  for c in (ours, teacher) if c is not None]
+        title = f"LFW, {len(subset.images)} images, all pairs"
+        reporter.note(f"wrote {draw_roc(args.roc, series, title)}")
+    folds = len(set(subset.folds.tolist()))
+    if args.json:
+        info: dict[str, Any] = {"dataset": str(subset.root), "pairs_total": subset.total_pairs,
+                                "limit_pairs": args.limit_pairs, "folds": folds,
+                                "min_face": min_face, "mirror": bool(args.mirror)}
+        if args.roc:
+            info["roc"] = str(args.roc)
+        print(json.dumps(report_json(info, ours, teacher), indent=1))
+    else:
+        header = (f"LFW {subset.root}: {len(subset.pairs)} pairs in {folds} folds, "
+                  f"{len(subset.images)} images; MTCNN min face {min_face} px"
+                  + (", mirror averaging" if args.mirror else ""))
+        print(format_report(header, ours, teacher))
+    return 0
+
+
+def cmd_eval_gallery(ctx: AppContext, args: argparse.Namespace) -> int:
+    """Enrol 2 photos of half the qualifying LFW people; identify and reject strangers."""
+    min_face = _min_face(args)
+    engine = _engine(ctx, args.mirror)
+    reporter = _Reporter()
+    point = ctx.operating_point
+    threshold = point.threshold if args.threshold is None else args.threshold
+    margin = point.margin if args.margin is None else args.margin
+    report = evaluate_lfw_gallery(
+        args.dataset, engine_embed_fn(engine, min_face), model_id=engine.model_id,
+        cache_key=f"{engine.model_id}_minface{min_face}", limit_pairs=args.limit_pairs,
+        threshold=threshold, margin=margin, seed=args.seed, progress=reporter.progress,
+        note=reporter.note)
+    overridden = args.threshold is not None or args.margin is not None
+    source = "command line" if overridden else point.source
+    if args.json:
+        print(json.dumps({"dataset": args.dataset, "model_id": engine.model_id,
+                          "operating_point_source": source, **report.to_json()}, indent=1))
+    else:
+        print(report.format(f"LFW gallery protocol, {engine.model_id} (operating point: "
+                            f"{source})"))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``eval lfw`` and ``eval gallery`` to the faceguard command line."""
+    parser = subparsers.add_parser(
+        "eval", help="measure accuracy on LFW (evaluation only; never train on it)")
+    actions = parser.add_subparsers(dest="eval_action", required=True, metavar="ACTION")
+
+    def common(action: argparse.ArgumentParser) -> None:
+        action.add_argument("--dataset", default=DEFAULT_DATASET,
+                            help=f"LFW folder with pairs.txt and images/ (default "
+                            f"{DEFAULT_DATASET})")
+        action.add_argument("--json", action="store_true", help="print one JSON object")
+        action.add_argument("--mirror", action="store_true",
+                            help="average each face's embedding with its mirror image's")
+        action.add_argument("--limit-pairs", type=_positive, metavar="N",
+                            help="only N pairs spread over the folds (quick runs, tests)")
+
+    lfw = actions.add_parser("lfw", help="10-fold accuracy, TAR at FAR 1e-3/1e-4, ROC")
+    common(lfw)
+    lfw.add_argument("--teacher", action="store_true",
+                     help="also score dlib's pipeline on the same pairs (slow the first time)")
+    lfw.add_argument("--roc", metavar="FILE.png", help="draw the ROC curve(s) into FILE.png")
+    lfw.add_argument("--calibrate", type=_far, metavar="FAR",
+                     help="print the threshold at this FAR on LFW impostor pairs (for "
+                     "reporting only; calibrate the shipped threshold on a non-LFW set)")
+    lfw.set_defaults(func=cmd_eval_lfw)
+
+    gallery = actions.add_parser("gallery", help="kiosk protocol: rank-1 and stranger "
+                                 "false accepts at the operating point")
+    common(gallery)
+    gallery.add_argument("--threshold", type=float, help="override the operating threshold")
+    gallery.add_argument("--margin", type=float, help="override the operating margin")
+    gallery.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                         help="seed choosing who is enrolled and with which photos")
+    gallery.set_defaults(func=cmd_eval_gallery)
