@@ -89,7 +89,9 @@ class AppContext:
     @cached_property
     def engine(self) -> FaceEngine:
         path, sha = embedder_location(self.settings)
-        return FaceEngine.load(min_face=self.min_face, embedder_path=path, embedder_sha256=sha)
+        mirror = bool((manifest_entry(path) or {}).get("mirror", False))
+        return FaceEngine.load(min_face=self.min_face, embedder_path=path, embedder_sha256=sha,
+                               mirror=mirror)
 
     @cached_property
     def operating_point(self) -> OperatingPoint:
