@@ -312,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "or $FACEGUARD_DATA_DIR)")
     parser.add_argument("--min-face", type=int, metavar="PX",
                         help="minimum face size in pixels for detection (default from settings)")
+    parser.add_argument("--demo", action="store_true",
+                        help="open the built-in demo (no camera needed; throw-away data)")
+    parser.add_argument("--source", help="video source for the kiosk window: camera index, "
+                        "video file, stream URL or image folder")
+    parser.add_argument("--kiosk", action="store_true", help="open full-screen (kiosk mode)")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check the models, the pipeline and a database, then exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser("enroll", help="enrol a person from photos")
@@ -401,6 +408,10 @@ def main(argv: Sequence[str] | None = None, open_gui: GuiOpener | None = None) -
         return EXIT_ERROR
     try:
         func = getattr(args, "func", None)
+        if args.self_test:
+            from faceguard.selftest import run_self_test
+
+            return run_self_test(ctx)
         if func is None:
             if open_gui is None:
                 raise CommandError("no command given (see faceguard --help)")
