@@ -48,8 +48,8 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         spec = SourceSpec.parse(args.source or ("demo" if args.demo else ctx.settings.source))
         pipeline = pipeline_for(ctx)
         hooks = LoopHooks(event=_print_event, status=_print_status)
-        loop = KioskLoop(lambda: make_source(spec, loop=args.loop), pipeline, hooks,
-                         realtime=args.realtime, max_frames=args.max_frames,
+        loop = KioskLoop(lambda: make_source(spec, loop=args.loop, realtime=args.realtime),
+                         pipeline, hooks, realtime=args.realtime, max_frames=args.max_frames,
                          retry_first_open=not spec.live or args.retry)
         try:
             summary = loop.run()

@@ -25,6 +25,7 @@ from faceguard.kiosk.sources import (
 )
 from faceguard.paths import resources_dir
 from faceguard.settings import Settings, load_settings, save_settings, settings_path
+from faceguard.vision.engine import FaceEngine
 
 DEMO_PERSON = "Eileen Collins"
 DEMO_STRANGER = "Grace Hopper"
@@ -68,8 +69,11 @@ def demo_settings(base: Settings | None) -> Settings:
 
 
 def prepare_demo(data_folder: str | Path | None = None, *, base: Settings | None = None,
-                 min_face: int | None = None) -> DemoSession:
-    """Open (or create) the demo's library and enrol the demo person if needed."""
+                 min_face: int | None = None, engine: FaceEngine | None = None) -> DemoSession:
+    """Open (or create) the demo's library and enrol the demo person if needed.
+
+    ``engine`` reuses an already loaded engine (same model) instead of loading it again.
+    """
     temporary = data_folder is None
     folder = Path(tempfile.mkdtemp(prefix="faceguard-demo-")) if temporary \
         else Path(data_folder).expanduser()  # type: ignore[arg-type]
@@ -81,6 +85,8 @@ def prepare_demo(data_folder: str | Path | None = None, *, base: Settings | None
             settings = demo_settings(base)
             save_settings(settings, folder)
         ctx = AppContext(folder, min_face=min_face, settings=settings)
+        if engine is not None:
+            ctx.__dict__["engine"] = engine  # fills the cached property
         enrolled_now = enrol_demo_person(ctx)
     except (FaceGuardError, OSError) as error:
         if temporary:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -334,14 +335,19 @@ class DemoSource(FrameSource):
 
     Frames are a pure function of the frame number (pans, zooms, slight rotation, lighting
     changes and sensor noise), so runs are reproducible. ``loop`` repeats the cycle forever.
+    With ``follow_clock`` the frame number follows the wall clock, like a camera: a slow
+    machine skips frames instead of playing the demo in slow motion.
     """
 
     def __init__(self, spec: SourceSpec | None = None, *, loop: bool = True,
                  fps: float = DEMO_FPS, size: tuple[int, int] = DEMO_SIZE,
                  script: tuple[DemoShot, ...] = DEMO_SCRIPT,
-                 demo_folder: Path | None = None) -> None:
+                 demo_folder: Path | None = None, follow_clock: bool = False) -> None:
         super().__init__(spec or SourceSpec("demo"))
         self.loop = loop
+        self.follow_clock = follow_clock
+        self._started = 0.0
+        self._noise: list[np.ndarray] = []
         self._fps = fps
         self.size = size
         self.script = script
@@ -369,6 +375,11 @@ class DemoSource(FrameSource):
                     raise SourceError(f"the demo photos are missing: {error}") from error
         self._background = _background(*self.size)
         self._index = 0
+        self._started = time.monotonic()
+        width, height = self.size
+        rng = np.random.default_rng(2024)
+        self._noise = [rng.normal(0.0, 3.0, (height, width, 3)).astype(np.int16)
+                       for _ in range(4)]
 
     def shot_at(self, index: int) -> tuple[DemoShot, float]:
         """The shot shown at frame ``index`` of a cycle and its progress 0..1."""
@@ -388,9 +399,8 @@ class DemoSource(FrameSource):
         frame = self._background.copy()
         if shot.photo is not None:
             frame = self._place(frame, shot, t)
-        rng = np.random.default_rng(index)
-        noise = rng.normal(0.0, 3.0, frame.shape).astype(np.float32)
-        return np.clip(frame.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        noise = self._noise[index % len(self._noise)]
+        return np.clip(frame.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
     def _place(self, frame: np.ndarray, shot: DemoShot, t: float) -> np.ndarray:
         assert shot.photo is not None
@@ -425,6 +435,9 @@ class DemoSource(FrameSource):
     def read(self) -> np.ndarray:
         if self._background is None:
             raise SourceError("the demo source is not open")
+        if self.follow_clock:
+            due = int((time.monotonic() - self._started) * (self._fps or DEMO_FPS))
+            self._index = max(self._index, due)
         if not self.loop and self._index >= self.cycle_frames:
             raise SourceEnded
         frame = self.render(self._index)
@@ -435,12 +448,14 @@ class DemoSource(FrameSource):
         self._background = None
 
 
-def make_source(spec: SourceSpec | str, *, loop: bool = False) -> FrameSource:
-    """The (unopened) source for a spec; ``loop`` repeats files, folders and the demo."""
+def make_source(spec: SourceSpec | str, *, loop: bool = False,
+                realtime: bool = False) -> FrameSource:
+    """The (unopened) source for a spec; ``loop`` repeats files, folders and the demo;
+    ``realtime`` lets the demo follow the clock like a camera."""
     if isinstance(spec, str):
         spec = SourceSpec.parse(spec)
     if spec.kind == "demo":
-        return DemoSource(spec, loop=loop)
+        return DemoSource(spec, loop=loop, follow_clock=realtime)
     if spec.kind == "folder":
         return FolderSource(spec, loop=loop)
     return CaptureSource(spec, loop=loop)

@@ -1,0 +1,445 @@
+"""The kiosk's main window: live view, greeting banner, status bar, admin menus, kiosk mode.
+
+The window only displays and asks: frames, results, events and source states arrive as
+signals from the :class:`LiveWorker` thread, and the slow admin work (checking photos,
+importing, preparing the demo) runs in workers too. Nothing here waits on the pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceguard.core.context import AppContext
+from faceguard.errors import FaceGuardError
+from faceguard.gui import theme
+from faceguard.gui.admin import AdminGate, DialogOpener, audit
+from faceguard.gui.enrol import EnrolDialog, ImportDialog
+from faceguard.gui.live_view import LiveView
+from faceguard.gui.logs import LogsDialog
+from faceguard.gui.people import PeopleDialog
+from faceguard.gui.settings_dialog import SettingsDialog, calibrated_threshold
+from faceguard.gui.threading import Runner, Task
+from faceguard.gui.worker import LiveWorker, to_rgb_array
+from faceguard.kiosk.decisions import DecisionPolicy, KioskEvent
+from faceguard.kiosk.demo import DemoSession, prepare_demo
+from faceguard.kiosk.pipeline import FrameResult, KioskPipeline, pipeline_for
+from faceguard.kiosk.runner import LoopStats, SourceStatus
+from faceguard.kiosk.sources import SourceError, SourceSpec
+
+log = logging.getLogger(__name__)
+
+
+def _exec(dialog: object) -> int:
+    return int(dialog.exec())  # type: ignore[attr-defined]
+
+
+class MainWindow(QMainWindow):
+    """The kiosk window over one context (a real library, or the demo's)."""
+
+    context_changed = Signal()
+
+    def __init__(self, ctx: AppContext, runner: Runner, *, source: str | None = None,
+                 demo: DemoSession | None = None, opener: DialogOpener = _exec,
+                 ask_first_pin: bool = True, realtime: bool = True) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.runner = runner
+        self.demo = demo
+        self.opener = opener
+        self.realtime = realtime
+        self.admin = AdminGate(ctx, opener=opener)
+        self.pipeline: KioskPipeline = pipeline_for(ctx)
+        self._apply_threshold()
+        self.worker: LiveWorker | None = None
+        self.spec: SourceSpec | None = None
+        self._pending: SourceSpec | None = None
+        self.kiosk_mode = False
+        self.latest_image: QImage | None = None
+        self.events_seen: list[KioskEvent] = []
+        self.logs: list[LogsDialog] = []
+        self.setWindowTitle("FaceGuard")
+        self.resize(1200, 780)
+
+        self.live = LiveView(self)
+        self.live.source_panel.chosen.connect(self.choose_source)
+        self._build_header()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.header)
+        layout.addWidget(self.live, 1)
+        self.setCentralWidget(central)
+        self._build_menus()
+        self._build_status_bar()
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape_pressed)
+        QShortcut(QKeySequence(Qt.Key.Key_F11), self, self.toggle_kiosk)
+        self._clock = QTimer(self)
+        self._clock.timeout.connect(self._tick)
+        self._clock.start(1000)
+        self._tick()
+        self.refresh_counts()
+        initial = source or ctx.settings.source
+        try:
+            self.start_source(SourceSpec.parse(initial))
+        except SourceError as error:
+            self.live.source_panel.show_problem("No video source", str(error))
+        if ask_first_pin and demo is None and not self.admin.has_pin:
+            QTimer.singleShot(300, self._first_run_pin)
+
+    # -- layout ----------------------------------------------------------------------------------
+
+    def _build_header(self) -> None:
+        self.header = QWidget()
+        self.header.setObjectName("header")
+        self.kiosk_label = theme.named_label("", "kioskName")
+        self.mode_tag = theme.named_label("DEMO", "modeTag")
+        self.clock_label = theme.named_label("", "clock")
+        self.admin_button = QToolButton()
+        self.admin_button.setText("Admin")
+        self.admin_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        row = QHBoxLayout(self.header)
+        row.setContentsMargins(18, 10, 18, 10)
+        row.addWidget(self.kiosk_label)
+        row.addSpacing(10)
+        row.addWidget(self.mode_tag)
+        row.addStretch(1)
+        row.addWidget(self.clock_label)
+        row.addSpacing(18)
+        row.addWidget(self.admin_button)
+        self._update_header()
+
+    def _build_menus(self) -> None:
+        source_menu = self.menuBar().addMenu("&Source")
+        for text, key in (("Camera…", "camera"), ("Video file…", "file"),
+                          ("Stream URL…", "url"), ("Image folder…", "folder"),
+                          ("Built-in demo", "demo")):
+            source_menu.addAction(text, partial(self.choose_source, key))
+        source_menu.addSeparator()
+        source_menu.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
+        self.admin_menu = QMenu("&Admin", self)
+        entries: list[tuple[str, Callable[[], object]]] = [
+            ("Enrol a person…", self.open_enrol), ("People…", self.open_people),
+            ("Import a folder of people…", self.open_import), ("Entry log…", self.open_logs),
+            ("Settings…", self.open_settings), ("Change the admin PIN…", self.change_pin)]
+        for text, slot in entries:
+            self.admin_menu.addAction(text, slot)
+        self.menuBar().addMenu(self.admin_menu)
+        self.admin_button.setMenu(self.admin_menu)
+        view = self.menuBar().addMenu("&View")
+        self.kiosk_action = QAction("Kiosk mode (full screen)\tF11", self, checkable=True)
+        self.kiosk_action.triggered.connect(self.toggle_kiosk)
+        view.addAction(self.kiosk_action)
+
+    def _build_status_bar(self) -> None:
+        self.source_label = QLabel("Source: —")
+        self.fps_label = QLabel("— fps")
+        self.latency_label = QLabel("pipeline — ms")
+        self.people_label = QLabel("— people")
+        self.db_label = QLabel("")
+        bar = self.statusBar()
+        bar.setSizeGripEnabled(False)
+        for label in (self.source_label, self.fps_label, self.latency_label,
+                      self.people_label):
+            bar.addWidget(label)
+        bar.addPermanentWidget(self.db_label)
+
+    def _update_header(self) -> None:
+        self.kiosk_label.setText(self.ctx.settings.kiosk_name)
+        self.mode_tag.setVisible(self.demo is not None)
+        self.setWindowTitle("FaceGuard" + (" - demo" if self.demo is not None else ""))
+
+    def _tick(self) -> None:
+        self.clock_label.setText(datetime.now().strftime("%H:%M"))
+
+    def refresh_counts(self) -> None:
+        """People enrolled and the database, in the status bar."""
+        try:
+            people = len(self.ctx.library.list_people())
+        except FaceGuardError as error:
+            self.people_label.setText(str(error))
+            return
+        self.people_label.setText(f"{people} {'person' if people == 1 else 'people'} enrolled")
+        path = self.ctx.library_path
+        where = "demo library (temporary)" if self.demo is not None and self.demo.temporary \
+            else str(path)
+        read_only = " (read-only)" if self.ctx.library.read_only else ""
+        self.db_label.setText(f"Database: {where}{read_only}")
+
+    # -- the live worker -------------------------------------------------------------------------
+
+    def start_source(self, spec: SourceSpec) -> None:
+        """Switch to a source: the running worker is cancelled, the new one starts after it."""
+        self._pending = spec
+        if self.worker is not None:
+            self.worker.cancel()
+            return
+        self._start_pending()
+
+    def _start_pending(self) -> None:
+        spec, self._pending = self._pending, None
+        if spec is None:
+            return
+        self.spec = spec
+        self.pipeline.decider.reset()
+        worker = LiveWorker(self.pipeline, spec, realtime=self.realtime)
+        worker.frame_ready.connect(self.on_frame)
+        worker.event_logged.connect(self.on_event)
+        worker.source_status.connect(self.on_status)
+        worker.stats.connect(self.on_stats)
+        worker.failed.connect(self.on_failed)
+        worker.finished.connect(self._worker_finished)
+        self.worker = worker
+        self.source_label.setText(f"Source: {spec.describe()}")
+        self.live.source_panel.hide()
+        self.runner.start(worker)
+
+    def _worker_finished(self) -> None:
+        self.worker = None
+        if self._pending is not None:
+            self._start_pending()
+
+    def on_frame(self, image: QImage, result: FrameResult) -> None:
+        self.latest_image = image
+        self.live.set_frame(image, result)
+        worker = self.sender()
+        if isinstance(worker, LiveWorker):
+            worker.frame_taken()
+        elif self.worker is not None:
+            self.worker.frame_taken()
+
+    def on_event(self, event: KioskEvent) -> None:
+        self.events_seen.append(event)
+        self.live.banner.show_event(event)
+        for dialog in self.logs:
+            dialog.event_logged(event)
+
+    def on_status(self, status: SourceStatus) -> None:
+        self.live.set_status(status)
+        spec = self.spec
+        if status.state in ("reconnecting", "failed") and spec is not None:
+            if spec.kind == "camera":
+                self.live.source_panel.show_problem(
+                    "No camera", f"{status.message[0].upper()}{status.message[1:]}. "
+                    "Connect a camera, or choose another source below.")
+            elif status.state == "failed":
+                self.live.source_panel.show_problem("Cannot read the video source",
+                                                    status.message)
+        self.source_label.setText(f"Source: {status.description or '—'} ({status.state})")
+
+    def on_stats(self, stats: LoopStats) -> None:
+        self.fps_label.setText(f"{stats.fps:.1f} fps")
+        dropped = f", {stats.dropped} dropped" if stats.dropped else ""
+        self.latency_label.setText(f"pipeline {stats.latency_ms:.0f} ms/frame{dropped}")
+
+    def on_failed(self, message: str) -> None:
+        self.live.source_panel.show_problem("Cannot read the video source", message)
+
+    def current_frame(self) -> np.ndarray | None:
+        """The newest live frame as RGB (for capturing enrolment photos), None if not live."""
+        if self.latest_image is None or not self.live.is_live:
+            return None
+        return to_rgb_array(self.latest_image)
+
+    # -- sources -----------------------------------------------------------------------------
+
+    def choose_source(self, kind: str) -> None:
+        """Ask for a source of the given kind and switch to it."""
+        text: str | None = None
+        if kind == "retry" and self.spec is not None:
+            self.start_source(self.spec)
+            return
+        if kind == "demo":
+            self.start_demo()
+            return
+        if kind == "camera":
+            number, ok = QInputDialog.getInt(self, "Camera", "Camera number:", 0, 0, 16)
+            text = str(number) if ok else None
+        elif kind == "file":
+            text, _ = QFileDialog.getOpenFileName(
+                self, "Video file", "", "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All (*)")
+        elif kind == "url":
+            text, ok = QInputDialog.getText(self, "Stream", "rtsp:// or http:// URL:")
+            text = text if ok else None
+        elif kind == "folder":
+            text = QFileDialog.getExistingDirectory(self, "Folder of images")
+        if text:
+            try:
+                self.start_source(SourceSpec.parse(text))
+            except SourceError as error:
+                self.live.source_panel.show_problem("Cannot use that source", str(error))
+
+    def start_demo(self) -> None:
+        """Switch to the built-in demo with its own throw-away library (in a worker)."""
+        if self.demo is not None:
+            self.start_source(SourceSpec("demo"))
+            return
+        engine = self.ctx.engine
+        base = self.ctx.settings
+        task = Task(lambda t: prepare_demo(base=base, engine=engine))
+        task.done.connect(self._demo_ready)
+        task.failed.connect(lambda message: self.live.source_panel.show_problem(
+            "The demo cannot start", message))
+        self.live.source_panel.hide()
+        self.runner.start(task)
+
+    def _demo_ready(self, session: object) -> None:
+        assert isinstance(session, DemoSession)
+        self.demo = session
+        self.set_context(session.ctx)
+        self.start_source(SourceSpec("demo"))
+
+    def set_context(self, ctx: AppContext) -> None:
+        """Work on another data folder (the demo's): new pipeline, admin gate, counts."""
+        self.ctx = ctx
+        self.admin.set_context(ctx)
+        self.pipeline = pipeline_for(ctx)
+        self._apply_threshold()
+        self._update_header()
+        self.refresh_counts()
+        self.context_changed.emit()
+
+    def _apply_threshold(self) -> None:
+        settings = self.ctx.settings
+        threshold = settings.match_threshold
+        if threshold is None:
+            threshold = calibrated_threshold(self.ctx)
+        self.ctx.matcher.threshold = float(threshold)
+        self.pipeline.decider.set_policy(DecisionPolicy.from_settings(settings))
+        self.pipeline.decider.kiosk_id = settings.kiosk_name
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    def _first_run_pin(self) -> None:
+        if not self.admin.has_pin:
+            self.admin.set_pin(self, first_run=True)
+
+    def _unlock(self, purpose: str) -> bool:
+        return self.admin.ask(self, purpose)
+
+    def open_enrol(self) -> None:
+        if not self._unlock("enrol a person"):
+            return
+        dialog = EnrolDialog(self.ctx, self.runner, self, frame_provider=self.current_frame)
+        dialog.enrolled.connect(lambda _p: self.refresh_counts())
+        self.opener(dialog)
+        self.refresh_counts()
+
+    def open_people(self) -> None:
+        if not self._unlock("manage people"):
+            return
+        dialog = PeopleDialog(self.ctx, self.runner, self, frame_provider=self.current_frame,
+                              opener=self.opener)
+        dialog.changed.connect(self.refresh_counts)
+        dialog.removed.connect(self.pipeline.person_removed)
+        dialog.renamed.connect(lambda _id: self.pipeline.recogniser.forget_names())
+        self.opener(dialog)
+        self.refresh_counts()
+
+    def open_import(self) -> None:
+        if not self._unlock("import people"):
+            return
+        dialog = ImportDialog(self.ctx, self.runner, self)
+        dialog.imported.connect(self.refresh_counts)
+        self.opener(dialog)
+        self.refresh_counts()
+
+    def open_logs(self) -> None:
+        if not self._unlock("see the entry log"):
+            return
+        dialog = LogsDialog(self.ctx, self)
+        self.logs.append(dialog)
+        try:
+            self.opener(dialog)
+        finally:
+            self.logs.remove(dialog)
+
+    def open_settings(self) -> None:
+        if not self._unlock("change the settings"):
+            return
+        dialog = SettingsDialog(self.ctx, self)
+        self.opener(dialog)
+        if dialog.saved is None:
+            return
+        old_source = self.spec
+        self._apply_threshold()
+        self._update_header()
+        try:
+            spec = SourceSpec.parse(dialog.saved.source)
+        except SourceError:
+            return
+        if spec != old_source:
+            self.start_source(spec)
+
+    def change_pin(self) -> None:
+        if not self._unlock("change the admin PIN"):
+            return
+        self.admin.set_pin(self, first_run=False)
+
+    # -- kiosk mode ------------------------------------------------------------------------------
+
+    def toggle_kiosk(self) -> None:
+        if self.kiosk_mode:
+            self.leave_kiosk()
+        else:
+            self.enter_kiosk()
+
+    def enter_kiosk(self) -> None:
+        """Full screen, no menus; leaving needs the admin PIN."""
+        self.kiosk_mode = True
+        self.kiosk_action.setChecked(True)
+        self.menuBar().hide()
+        self.showFullScreen()
+
+    def leave_kiosk(self) -> bool:
+        """Back to a normal window, after the admin PIN."""
+        if not self._unlock("leave kiosk mode"):
+            self.kiosk_action.setChecked(True)
+            return False
+        self.kiosk_mode = False
+        self.kiosk_action.setChecked(False)
+        self.menuBar().show()
+        self.showNormal()
+        audit(self.ctx, "leave_kiosk_mode")
+        return True
+
+    def escape_pressed(self) -> None:
+        if self.kiosk_mode:
+            self.leave_kiosk()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.kiosk_mode and not self._unlock("close the kiosk"):
+            event.ignore()
+            return
+        self.shutdown()
+        event.accept()
+
+    def shutdown(self) -> None:
+        """Stop the worker threads (waits for them: the window is going away)."""
+        self._pending = None
+        if self.worker is not None:
+            self.worker.cancel()
+        if not self.runner.shutdown(5000):
+            log.warning("a worker thread did not stop in time")
+
+    def show_error(self, title: str, message: str) -> None:
+        QMessageBox.warning(self, title, message)

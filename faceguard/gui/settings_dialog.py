@@ -1,0 +1,162 @@
+"""The settings dialog: video source, match threshold, repeat window, kiosk name, data folder."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from faceguard.core.context import AppContext, embedder_location, operating_point
+from faceguard.errors import FaceGuardError
+from faceguard.gui import theme
+from faceguard.gui.admin import audit
+from faceguard.kiosk.sources import SourceError, SourceSpec
+from faceguard.settings import Settings, save_settings
+
+THRESHOLD_NOTE = (
+    "The threshold is how similar a face must be to an enrolled person to count as them. "
+    "Higher: fewer strangers are ever taken for someone enrolled, but enrolled people are "
+    "turned away more often (poor light, new glasses). Lower: people get in more easily, and a "
+    "look-alike is more likely to be let in as someone else.")
+
+
+def calibrated_threshold(ctx: AppContext) -> float:
+    """The model's calibrated threshold (what "use the model's threshold" means)."""
+    path, _ = embedder_location(ctx.settings)
+    return operating_point(ctx.settings.replace(match_threshold=None), path).threshold
+
+
+class SettingsDialog(QDialog):
+    """Edit the kiosk's settings; :meth:`save` validates, writes and audits them."""
+
+    def __init__(self, ctx: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.resize(620, 480)
+        self.ctx = ctx
+        self.saved: Settings | None = None
+        settings = ctx.settings
+
+        self.source = QLineEdit(settings.source)
+        self.source.setToolTip("A camera number (0), a video file, an rtsp:// or http:// "
+                               "stream, a folder of images, or demo")
+        browse_file = QPushButton("File…")
+        browse_folder = QPushButton("Folder…")
+        browse_file.clicked.connect(self._browse_file)
+        browse_folder.clicked.connect(self._browse_folder)
+        source_row = QHBoxLayout()
+        source_row.addWidget(self.source, 1)
+        source_row.addWidget(browse_file)
+        source_row.addWidget(browse_folder)
+        source_hint = QLabel("Camera number (0, 1…), video file, rtsp:// or http:// stream "
+                             "URL, folder of images, or demo.")
+        theme.set_role(source_hint, "hint")
+
+        try:
+            calibrated: float | None = calibrated_threshold(ctx)
+        except FaceGuardError:
+            calibrated = None
+        self.calibrated = calibrated
+        self.use_calibrated = QCheckBox(
+            "Use the model's calibrated threshold"
+            + (f" ({calibrated:.3f})" if calibrated is not None else ""))
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setDecimals(3)
+        self.threshold.setSingleStep(0.01)
+        current = settings.match_threshold
+        self.threshold.setValue(current if current is not None else (calibrated or 0.5))
+        self.use_calibrated.setChecked(current is None)
+        self.threshold.setEnabled(current is not None)
+        self.use_calibrated.toggled.connect(lambda on: self.threshold.setEnabled(not on))
+        note = QLabel(THRESHOLD_NOTE)
+        note.setWordWrap(True)
+        theme.set_role(note, "hint")
+
+        self.repeat = QSpinBox()
+        self.repeat.setRange(0, 86_400)
+        self.repeat.setSingleStep(30)
+        self.repeat.setSuffix(" s")
+        self.repeat.setValue(settings.repeat_window_s)
+        repeat_hint = QLabel("A person seen again within this time is not logged twice.")
+        theme.set_role(repeat_hint, "hint")
+
+        self.kiosk_name = QLineEdit(settings.kiosk_name)
+        self.data_folder = QLineEdit(str(ctx.data_dir))
+        self.data_folder.setReadOnly(True)
+        folder_hint = QLabel("To use another data folder, start FaceGuard with --data-dir "
+                             "FOLDER (or set FACEGUARD_DATA_DIR).")
+        folder_hint.setWordWrap(True)
+        theme.set_role(folder_hint, "hint")
+
+        form = QFormLayout()
+        form.addRow("Video source", source_row)
+        form.addRow("", source_hint)
+        form.addRow("Match threshold", self.threshold)
+        form.addRow("", self.use_calibrated)
+        form.addRow("", note)
+        form.addRow("Repeat window", self.repeat)
+        form.addRow("", repeat_hint)
+        form.addRow("Kiosk name", self.kiosk_name)
+        form.addRow("Data folder", self.data_folder)
+        form.addRow("", folder_hint)
+        self.message = QLabel(" ")
+        theme.set_role(self.message, "error")
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save |
+                                   QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.save)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.message)
+        layout.addWidget(buttons)
+
+    def _browse_file(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(self, "Video file", "",
+                                              "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All (*)")
+        if name:
+            self.source.setText(name)
+
+    def _browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of images")
+        if folder:
+            self.source.setText(folder)
+
+    def edited(self) -> Settings:
+        """The settings as edited (SettingsError/SourceError when a value is not valid)."""
+        SourceSpec.parse(self.source.text())
+        threshold = None if self.use_calibrated.isChecked() else float(self.threshold.value())
+        return self.ctx.settings.replace(source=self.source.text().strip(),
+                                         match_threshold=threshold,
+                                         repeat_window_s=int(self.repeat.value()),
+                                         kiosk_name=self.kiosk_name.text().strip())
+
+    def save(self) -> None:
+        """Validate, write settings.json, record the change in the audit table."""
+        try:
+            new = self.edited()
+            save_settings(new, self.ctx.data_dir)
+        except (FaceGuardError, SourceError) as error:
+            self.message.setText(str(error))
+            return
+        old = self.ctx.settings
+        changes = {name: getattr(new, name) for name in
+                   ("source", "match_threshold", "repeat_window_s", "kiosk_name")
+                   if getattr(new, name) != getattr(old, name)}
+        self.ctx.settings = new
+        self.saved = new
+        if changes:
+            audit(self.ctx, "settings_changed", changes)
+        self.accept()
