@@ -15,10 +15,10 @@ import argparse
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from faceguard.paths import train_cache_dir
+from faceguard.training.packing import pack_crops_jpeg
 
 
 def load_teacher(teacher_dir: Path) -> dict[str, np.ndarray]:
@@ -36,22 +36,9 @@ def load_teacher(teacher_dir: Path) -> dict[str, np.ndarray]:
             "mirrored": np.concatenate(mirrored), "ok": np.concatenate(ok)}
 
 
-def encode_webp(crops: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]:
-    """Crops (N, H, W, 3) RGB -> concatenated WebP bytes and N + 1 offsets."""
-    chunks, offsets = [], np.zeros(len(crops) + 1, np.int64)
-    params = [cv2.IMWRITE_WEBP_QUALITY, quality]
-    for index, crop in enumerate(crops):
-        ok, encoded = cv2.imencode(".webp", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), params)
-        if not ok:
-            raise RuntimeError(f"WebP encoding failed for crop {index}")
-        chunks.append(encoded.reshape(-1))
-        offsets[index + 1] = offsets[index] + encoded.size
-    return np.concatenate(chunks), offsets
-
-
 def build_bundle(student_dir: Path, teacher_dir: Path, out: Path, quality: int) -> dict:
     """Write the bundle; returns a summary."""
-    student_names = (student_dir / "names.txt").read_text().split()
+    student_names = (student_dir / "names.txt").read_text().splitlines()
     crops = np.load(student_dir / "crops.npy", mmap_mode="r")
     found = np.load(student_dir / "found.npy")
     teacher = load_teacher(teacher_dir)
@@ -59,7 +46,7 @@ def build_bundle(student_dir: Path, teacher_dir: Path, out: Path, quality: int) 
     rows = np.array([row_of[name] for name in teacher["names"]])
     valid = found[rows] & teacher["ok"]
     out.mkdir(parents=True, exist_ok=True)
-    data, offsets = encode_webp(np.asarray(crops[rows]), quality)
+    data, offsets = pack_crops_jpeg(np.asarray(crops[rows]), quality, ext=".webp")
     np.savez(out / "crops_jpg.npz", data=data, offsets=offsets)
     np.save(out / "targets.npy", teacher["vectors"].astype(np.float16))
     np.save(out / "targets_mirrored.npy", teacher["mirrored"].astype(np.float16))

@@ -15,7 +15,6 @@ The graph: input ``input`` float32 (batch, 3, 96, 96) RGB, (x - 127.5) / 128; ou
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tempfile
 import warnings
@@ -33,17 +32,10 @@ from faceguard.training.distill import (
     load_crops,
 )
 from faceguard.training.model import INPUT_SIZE
+from faceguard.vision.onnx_model import file_sha256
 
 OPSET = 17
 TOLERANCE = 1e-4
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_checkpoint(path: Path) -> Path:
@@ -196,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_onnx(model, args.out)
     diff = verify_onnx(model, args.out)
     size = args.out.stat().st_size
-    print(f"wrote {args.out}: {size:,} bytes, sha256 {_sha256(args.out)}")
+    print(f"wrote {args.out}: {size:,} bytes, sha256 {file_sha256(args.out)}")
     print(f"max abs diff PyTorch vs onnxruntime (batches 1, 7, 16): {diff:.3g}")
     if diff >= TOLERANCE:
         print(f"error: difference {diff:.3g} is not below {TOLERANCE}", file=sys.stderr)
@@ -214,7 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out8 = args.out.with_name(args.out.stem + "_int8.onnx")
         quantise_int8(args.out, out8, calib)
         print(f"wrote {out8} ({'static QDQ' if calib is not None else 'dynamic'}): "
-              f"{out8.stat().st_size:,} bytes, sha256 {_sha256(out8)}")
+              f"{out8.stat().st_size:,} bytes, sha256 {file_sha256(out8)}")
         if calib is not None:
             print(f"mean cosine fp32 vs int8 embeddings on the calibration crops: "
                   f"{compare_embeddings(args.out, out8, calib):.4f}")

@@ -16,20 +16,24 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+_QUALITY_FLAG = {".jpg": cv2.IMWRITE_JPEG_QUALITY, ".webp": cv2.IMWRITE_WEBP_QUALITY}
 
-def pack_crops_jpeg(crops: np.ndarray, quality: int = 75) -> tuple[np.ndarray, np.ndarray]:
-    """Encode uint8 (N, H, W, 3) RGB crops as JPEG; return (data uint8[B], offsets int64[N+1])."""
+
+def pack_crops_jpeg(crops: np.ndarray, quality: int = 75,
+                    ext: str = ".jpg") -> tuple[np.ndarray, np.ndarray]:
+    """Encode uint8 (N, H, W, 3) RGB crops as JPEG (or WebP with ``ext=".webp"``; OpenCV
+    decodes both alike); return (data uint8[B], offsets int64[N+1])."""
     if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[-1] != 3:
         raise ValueError(f"expected uint8 (N, H, W, 3) RGB crops, got {crops.dtype} {crops.shape}")
     if not 1 <= quality <= 100:
-        raise ValueError(f"JPEG quality must be in 1..100, got {quality}")
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    params = [_QUALITY_FLAG[ext], int(quality)]
     chunks: list[np.ndarray] = []
     offsets = np.zeros(len(crops) + 1, dtype=np.int64)
     for i, crop in enumerate(crops):
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), params)
+        ok, buf = cv2.imencode(ext, cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), params)
         if not ok:
-            raise RuntimeError(f"JPEG encoding failed for crop {i}")
+            raise RuntimeError(f"{ext} encoding failed for crop {i}")
         chunks.append(buf.reshape(-1))
         offsets[i + 1] = offsets[i] + buf.size
     data = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.uint8)
