@@ -133,7 +133,10 @@ class PinDialog(QDialog):
             self.pin.setFocus()
 
     def submit(self) -> None:
-        """Check the entered PIN."""
+        """Check the entered PIN (nothing is checked while locked)."""
+        if self.locked:
+            self.refresh_lock()
+            return
         try:
             check = self.gate.attempt(self.pin.text())
         except PinError as error:

@@ -152,7 +152,8 @@ class EventsModel(QAbstractTableModel):
             return None
         if event.id not in self._thumbs:
             pixmap = QPixmap()
-            pixmap.loadFromData(event.crop_jpeg, "JPG")
+            if not pixmap.loadFromData(event.crop_jpeg, "JPG"):
+                return None
             self._thumbs[event.id] = pixmap.scaled(
                 THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio,
                 Qt.TransformationMode.SmoothTransformation)

@@ -1,0 +1,373 @@
+"""The kiosk window with pytest-qt (offscreen): the live worker end to end on a video file,
+the enrolment dialog, the logs view and its CSV export, the admin PIN, the stale-frame view."""
+
+from __future__ import annotations
+
+import csv
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("PySide6")
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QDate, QTimer
+from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QDialog
+
+from faceguard.core.context import AppContext
+from faceguard.core.enrolment import Enroller
+from faceguard.gui.admin import AdminGate, PinDialog, SetPinDialog
+from faceguard.gui.enrol import EnrolDialog
+from faceguard.gui.live_view import LiveView
+from faceguard.gui.logs import LogsDialog
+from faceguard.gui.people import PeopleDialog
+from faceguard.gui.threading import SyncRunner, ThreadRunner
+from faceguard.gui.worker import LiveWorker, to_qimage, to_rgb_array
+from faceguard.kiosk.demo import write_demo_video
+from faceguard.kiosk.pin import hash_pin
+from faceguard.kiosk.pipeline import FrameResult, pipeline_for
+from faceguard.kiosk.sources import SourceSpec
+from faceguard.library.export import EVENT_COLUMNS
+from faceguard.settings import Settings, load_settings, save_settings
+
+REPO = Path(__file__).resolve().parents[1]
+ASTRONAUT = REPO / "resources" / "demo" / "astronaut.png"
+TEST_THRESHOLD = 0.8  # the tiny test embedder's operating point (as in test_cli)
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path, test_embedder_file: tuple[Path, str],
+        monkeypatch: pytest.MonkeyPatch) -> AppContext:
+    path, digest = test_embedder_file
+    monkeypatch.setenv("FACEGUARD_EMBEDDER", str(path))
+    monkeypatch.setenv("FACEGUARD_EMBEDDER_SHA256", digest)
+    folder = tmp_path / "data"
+    save_settings(Settings(match_threshold=TEST_THRESHOLD, match_margin=0.02,
+                           kiosk_name="lobby", min_face_px=40), folder)
+    context = AppContext(folder)
+    yield context
+    context.close()
+
+
+def _save(path: Path, rgb: np.ndarray) -> Path:
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return path
+
+
+# -- the worker end to end -------------------------------------------------------------------
+
+def test_worker_on_a_video_file_logs_one_in_and_only_unknowns_for_the_stranger(
+        qtbot, ctx: AppContext, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face)
+    person, _ = enroller.enroll_files("Eileen Collins", [ASTRONAUT])
+    assert person is not None
+    video = tmp_path / "demo.avi"
+    write_demo_video(video, fps=4.0, size=(480, 360))
+    pipeline = pipeline_for(ctx)
+    worker = LiveWorker(pipeline, SourceSpec.parse(str(video)), realtime=False,
+                        loop_source=False)
+    frames: list[tuple[QImage, FrameResult]] = []
+    events = []
+    statuses = []
+    worker.frame_ready.connect(lambda image, result: (frames.append((image, result)),
+                                                      worker.frame_taken()))
+    worker.event_logged.connect(events.append)
+    worker.source_status.connect(statuses.append)
+    # Responsiveness: the GUI thread's timer keeps ticking while the worker runs.
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(20)
+    runner = ThreadRunner()
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        runner.start(worker)
+    timer.stop()
+    assert runner.shutdown(5000)
+
+    known = [e for e in events if e.person_id is not None]
+    assert [(e.person_name, e.direction, e.kiosk_id) for e in known] == \
+        [("Eileen Collins", "IN", "lobby")]
+    strangers = [e for e in events if e.person_id is None]
+    assert strangers and all(e.decision == "unknown" for e in strangers)
+    assert events.index(known[0]) < events.index(strangers[0])  # Eileen first, then Grace
+    stored = ctx.library.query_events()
+    assert [(e.person_name, e.decision) for e in stored] == \
+        [(e.person_name, e.decision) for e in events]
+    assert all(e.has_crop for e in stored)
+    # Frames arrive as independent QImage copies with their results.
+    assert frames and all(isinstance(image, QImage) and not image.isNull()
+                          for image, _ in frames)
+    assert frames[0][0].width() == 480 and frames[0][1].width == 480
+    assert any(face.known and face.name == "Eileen Collins"
+               for _, result in frames for face in result.faces)
+    assert [s.state for s in statuses][-1] == "ended"
+    gaps = np.diff(ticks)
+    print(f"worker: {len(frames)} frames shown, mean pipeline "
+          f"{np.mean([r.latency_ms for _, r in frames]):.0f} ms; GUI timer (20 ms): "
+          f"{len(ticks)} ticks, max gap {gaps.max() * 1000:.0f} ms")
+    assert len(ticks) > 20 and gaps.max() < 0.5, f"GUI thread stalled {gaps.max():.3f} s"
+
+
+def test_qimage_round_trip_is_a_copy() -> None:
+    frame = np.random.default_rng(1).integers(0, 255, (7, 13, 3), dtype=np.uint8)
+    image = to_qimage(frame)
+    frame[:] = 0
+    back = to_rgb_array(image)
+    assert back.shape == (7, 13, 3) and back.any()
+
+
+# -- enrolment -------------------------------------------------------------------------------
+
+def test_enrol_dialog_from_files_accepts_and_rejects_with_reasons(
+        qtbot, ctx: AppContext, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    blank = _save(tmp_path / "blank.png", np.full((300, 300, 3), 200, np.uint8))
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0garbage")
+    tiny = _save(tmp_path / "tiny.png", cv2.resize(cv2.cvtColor(cv2.imread(str(ASTRONAUT)),
+                                                                cv2.COLOR_BGR2RGB), (96, 96)))
+    dialog = EnrolDialog(ctx, SyncRunner())
+    qtbot.addWidget(dialog)
+    dialog.name.setText("Ana Lima")
+    dialog.employee_id.setText("E-7")
+    dialog.add_files([ASTRONAUT, blank, corrupt, tiny])
+    texts = dict(dialog.result_texts())
+    assert texts["astronaut.png"].startswith("✓ ready")
+    assert texts["blank.png"] == "✗ no face found"
+    assert texts["corrupt.jpg"].startswith("✗ not a readable image")
+    assert texts["tiny.png"].startswith("✗ face too small")
+    assert "1 of 4 photos can be enrolled" in dialog.status.text()
+    assert not dialog.table.item(0, 0).icon().isNull()  # the aligned crop kept
+    assert dialog.enrol_button.isEnabled()
+
+    with qtbot.waitSignal(dialog.enrolled, timeout=10_000):
+        dialog.enrol()
+    people = ctx.library.list_people()
+    assert [(p.name, p.employee_id, p.template_count) for p in people] == [("Ana Lima", "E-7", 1)]
+    assert dict(dialog.result_texts())["astronaut.png"] == "✓ enrolled"
+    assert not dialog.enrol_button.isEnabled()
+
+    # The same face under another name: enrolled, with a look-alike warning.
+    other = EnrolDialog(ctx, SyncRunner())
+    qtbot.addWidget(other)
+    other.name.setText("Someone Else")
+    other.add_files([ASTRONAUT])
+    other.enrol()
+    result = dict(other.result_texts())["astronaut.png"]
+    assert "already matches Ana Lima" in result
+    assert "Warning" in other.status.text()
+
+
+def test_enrol_dialog_needs_a_name_and_a_good_photo(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    dialog = EnrolDialog(ctx, SyncRunner())
+    qtbot.addWidget(dialog)
+    assert not dialog.enrol_button.isEnabled()
+    dialog.add_files([ASTRONAUT])
+    dialog.enrol()
+    assert "name" in dialog.status.text()
+    assert ctx.library.list_people() == []
+
+
+def test_capture_from_camera_keeps_only_frames_that_pass(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    face = cv2.cvtColor(cv2.imread(str(ASTRONAUT)), cv2.COLOR_BGR2RGB)
+    frames = iter([face, np.zeros((240, 320, 3), np.uint8), face])
+    dialog = EnrolDialog(ctx, SyncRunner(), frame_provider=lambda: next(frames))
+    qtbot.addWidget(dialog)
+    dialog.start_capture(frames=3)
+    qtbot.waitUntil(lambda: len(dialog.rows) == 3 and dialog.busy == 0, timeout=10_000)
+    results = [text for _, text in dialog.result_texts()]
+    assert [r[0] for r in results] == ["✓", "✗", "✓"]
+    assert results[1] == "✗ no face found"
+
+
+def test_removing_a_person_deletes_their_templates(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face)
+    person, _ = enroller.enroll_files("Eileen Collins", [ASTRONAUT])
+    assert person is not None and len(ctx.matcher) == 1
+    dialog = PeopleDialog(ctx, SyncRunner(), confirm=lambda parent, question: True)
+    qtbot.addWidget(dialog)
+    dialog.select("Eileen Collins")
+    with qtbot.waitSignal(dialog.removed) as removed:
+        dialog.remove_selected()
+    assert removed.args == [person.id]
+    assert ctx.library.list_people() == [] and len(ctx.matcher) == 0
+    assert ctx.library.model_ids() == {}
+    assert ctx.library.list_audit(limit=1)[0].action == "remove_person"
+
+
+# -- logs view -------------------------------------------------------------------------------
+
+@pytest.fixture()
+def logged(ctx: AppContext) -> dict[str, int]:
+    """Events over three local days: Ana (known), Bob (known), strangers (unknown)."""
+    library = ctx.library
+    ana = library.add_person("Ana").id
+    bob = library.add_person("=Bob").id  # a formula-like name: the export must neutralise it
+    base = datetime(2026, 3, 10, 9, 0).astimezone()  # local 09:00
+
+    def at(day: int, hour: float) -> datetime:
+        return (base + timedelta(days=day, hours=hour - 9)).astimezone(UTC)
+
+    library.add_event(at(0, 8.5), "lobby", ana, 0.91, "known", b"\xff\xd8x")
+    library.add_event(at(0, 17.25), "lobby", ana, 0.88, "known")
+    library.add_event(at(0, 12), "lobby", None, 0.31, "unknown")
+    library.add_event(at(1, 9), "lobby", bob, 0.95, "known")
+    library.add_event(at(1, 9.5), "lobby", None, 0.22, "unknown")
+    library.add_event(at(2, 8), "lobby", ana, 0.9, "known")
+    return {"ana": ana, "bob": bob}
+
+
+def _dialog(qtbot, ctx: AppContext, page_size: int = 50) -> LogsDialog:  # type: ignore[no-untyped-def]
+    dialog = LogsDialog(ctx, page_size=page_size, today=date(2026, 3, 12))
+    qtbot.addWidget(dialog)
+    return dialog
+
+
+def test_logs_view_filters_and_pages(qtbot, ctx: AppContext,  # type: ignore[no-untyped-def]
+                                     logged: dict[str, int]) -> None:
+    dialog = _dialog(qtbot, ctx, page_size=4)
+    model = dialog.model
+    assert model.total == 6 and model.rowCount() == 4 and model.pages == 2
+    assert "1–4 of 6" in dialog.page_label.text()
+    times = [model.index(r, 1).data() for r in range(model.rowCount())]
+    assert times == sorted(times, reverse=True)  # newest first, local time
+    dialog.older.click()
+    assert model.page == 1 and model.rowCount() == 2 and not dialog.older.isEnabled()
+
+    dialog.person.setCurrentIndex(dialog.person.findData(logged["ana"]))
+    assert model.total == 3 and model.page == 0
+    assert {model.index(r, 2).data() for r in range(3)} == {"Ana"}
+    dialog.person.setCurrentIndex(0)
+    dialog.decision.setCurrentIndex(dialog.decision.findData("unknown"))
+    assert model.total == 2
+    assert {model.index(r, 3).data() for r in range(2)} == {"Not recognised"}
+    dialog.decision.setCurrentIndex(0)
+    dialog.first.setDate(QDate.fromString("2026-03-11", "yyyy-MM-dd"))
+    assert model.total == 3  # 11th and 12th only
+    dialog.last.setDate(QDate.fromString("2026-03-11", "yyyy-MM-dd"))
+    assert model.total == 2
+
+
+def test_logs_view_updates_live(qtbot, ctx: AppContext,  # type: ignore[no-untyped-def]
+                                logged: dict[str, int]) -> None:
+    dialog = _dialog(qtbot, ctx)
+    dialog.last.setDate(QDate.fromString("2099-01-01", "yyyy-MM-dd"))
+    before = dialog.model.total
+    ctx.library.add_event(datetime.now(UTC), "lobby", logged["bob"], 0.9, "known")
+    dialog.event_logged()
+    qtbot.waitUntil(lambda: dialog.model.total == before + 1, timeout=3000)
+
+
+def test_csv_export_of_events_and_attendance(qtbot, ctx: AppContext,  # type: ignore[no-untyped-def]
+                                             logged: dict[str, int], tmp_path: Path) -> None:
+    dialog = _dialog(qtbot, ctx, page_size=2)  # export covers every page, not just one
+    events_csv = tmp_path / "events.csv"
+    assert dialog.export_events(events_csv) == 6
+    with events_csv.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert tuple(rows[0]) == EVENT_COLUMNS
+    assert len(rows) == 7
+    assert {r[4] for r in rows[1:]} == {"Ana", "'=Bob", ""}
+    assert {r[5] for r in rows[1:]} == {"known", "unknown"}
+    assert all(r[1].startswith("2026-03-1") for r in rows[1:])
+
+    dialog.decision.setCurrentIndex(dialog.decision.findData("unknown"))
+    assert dialog.export_events(events_csv) == 2
+
+    dialog.decision.setCurrentIndex(0)
+    attendance_csv = tmp_path / "attendance.csv"
+    assert dialog.export_attendance(attendance_csv) == 3
+    with attendance_csv.open(encoding="utf-8-sig", newline="") as handle:
+        days = list(csv.DictReader(handle))
+    first = next(d for d in days if d["person"] == "Ana" and d["date"] == "2026-03-10")
+    assert first["hours"] == "8.75" and first["events"] == "2"
+    assert first["first_in"].startswith("2026-03-10T08:30")
+    assert dialog.attendance_table.rowCount() == 3
+    actions = [entry.action for entry in ctx.library.list_audit()]
+    assert actions.count("export_events") == 2 and "export_attendance" in actions
+
+
+# -- admin PIN -------------------------------------------------------------------------------
+
+def test_first_run_sets_a_salted_scrypt_pin(qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    def fill(dialog: QDialog) -> int:
+        assert isinstance(dialog, SetPinDialog)
+        qtbot.addWidget(dialog)
+        dialog.pin.setText("4821")
+        dialog.repeat.setText("4822")
+        dialog.submit()
+        assert "differ" in dialog.message.text()
+        dialog.repeat.setText("4821")
+        dialog.submit()
+        return dialog.result()
+
+    gate = AdminGate(ctx, opener=fill)
+    assert not gate.has_pin
+    assert gate.ask(None, "open the settings")
+    stored = load_settings(ctx.data_dir).pin_hash
+    assert stored is not None and stored.startswith("scrypt$") and "4821" not in stored
+    assert ctx.library.list_audit(limit=1)[0].action == "set_pin"
+
+
+def test_pin_lock_out_after_five_wrong_tries(qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    now = [1000.0]
+    dialogs: list[PinDialog] = []
+
+    def wrong_five_times(dialog: QDialog) -> int:
+        assert isinstance(dialog, PinDialog)
+        qtbot.addWidget(dialog)
+        dialogs.append(dialog)
+        for attempt in range(5):
+            dialog.pin.setText(f"000{attempt}")
+            dialog.ok_button.click()
+        return dialog.result()
+
+    gate = AdminGate(ctx, opener=wrong_five_times, clock=lambda: now[0])
+    gate.store_hash(hash_pin("2580"))
+    assert not gate.ask(None, "open the logs")
+    dialog = dialogs[0]
+    assert dialog.locked and not dialog.pin.isEnabled() and not dialog.ok_button.isEnabled()
+    assert "locked" in dialog.message.text()
+
+    def right_pin(dialog: QDialog) -> int:
+        assert isinstance(dialog, PinDialog)
+        qtbot.addWidget(dialog)
+        dialog.pin.setText("2580")
+        dialog.submit()
+        return dialog.result()
+
+    gate.opener = right_pin
+    now[0] += 30
+    assert not gate.ask(None, "open the logs")  # still locked: the right PIN is not checked
+    now[0] += ctx.settings.admin_lock_s
+    assert gate.ask(None, "open the logs")
+    actions = [entry.action for entry in reversed(ctx.library.list_audit())]
+    assert actions.count("admin_pin_wrong") == 4
+    assert actions.count("admin_locked") == 1 and actions[-1] == "admin_unlock"
+
+
+# -- live view -------------------------------------------------------------------------------
+
+def test_live_view_never_shows_an_old_frame_as_live(qtbot) -> None:  # type: ignore[no-untyped-def]
+    now = [0.0]
+    view = LiveView(clock=lambda: now[0])
+    qtbot.addWidget(view)
+    image = to_qimage(np.zeros((48, 64, 3), np.uint8))
+    view.set_frame(image, FrameResult(0, datetime.now(UTC), 64, 48))
+    assert view.is_live
+    now[0] += 1.0
+    view.check_stale()
+    assert view.is_live
+    now[0] += 1.5
+    view.check_stale()
+    assert not view.is_live
+    view.grab()  # paints the dimmed frame and the message without error
+    view.set_frame(image, FrameResult(1, datetime.now(UTC), 64, 48))
+    assert view.is_live
