@@ -180,10 +180,12 @@ class MainWindow(QMainWindow):
             return
         self.people_label.setText(f"{people} {'person' if people == 1 else 'people'} enrolled")
         path = self.ctx.library_path
-        where = "demo library (temporary)" if self.demo is not None and self.demo.temporary \
-            else str(path)
+        where = str(path)
+        if self.demo is not None:
+            where = "demo library" + (" (temporary)" if self.demo.temporary else "")
         read_only = " (read-only)" if self.ctx.library.read_only else ""
         self.db_label.setText(f"Database: {where}{read_only}")
+        self.db_label.setToolTip(str(path))
 
     # -- the live worker -------------------------------------------------------------------------
 
