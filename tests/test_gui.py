@@ -3,6 +3,7 @@ the enrolment dialog, the logs view and its CSV export, the admin PIN, the stale
 
 from __future__ import annotations
 
+import argparse
 import csv
 import time
 from datetime import UTC, date, datetime, timedelta
@@ -17,14 +18,16 @@ pytest.importorskip("pytestqt")
 
 from PySide6.QtCore import QDate, QTimer
 from PySide6.QtGui import QImage
-from PySide6.QtWidgets import QDialog
+from PySide6.QtWidgets import QApplication, QDialog
 
 from faceguard.core.context import AppContext
 from faceguard.core.enrolment import Enroller
 from faceguard.gui.admin import AdminGate, PinDialog, SetPinDialog
+from faceguard.gui.app import run_gui
 from faceguard.gui.enrol import EnrolDialog
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
+from faceguard.gui.main_window import MainWindow
 from faceguard.gui.people import PeopleDialog
 from faceguard.gui.threading import SyncRunner, ThreadRunner
 from faceguard.gui.worker import LiveWorker, to_qimage, to_rgb_array
@@ -371,3 +374,86 @@ def test_live_view_never_shows_an_old_frame_as_live(qtbot) -> None:  # type: ign
     view.grab()  # paints the dimmed frame and the message without error
     view.set_frame(image, FrameResult(1, datetime.now(UTC), 64, 48))
     assert view.is_live
+
+
+# -- the window ------------------------------------------------------------------------------
+
+@pytest.fixture()
+def video(tmp_path: Path) -> Path:
+    path = tmp_path / "demo.avi"
+    write_demo_video(path, fps=4.0, size=(480, 360))
+    return path
+
+
+def test_window_shows_frames_and_needs_the_pin_to_leave_kiosk_mode(
+        qtbot, ctx: AppContext, video: Path) -> None:  # type: ignore[no-untyped-def]
+    answers = ["1111", "2580"]
+
+    def type_pin(dialog: QDialog) -> int:
+        assert isinstance(dialog, PinDialog)
+        qtbot.addWidget(dialog)
+        dialog.pin.setText(answers.pop(0))
+        dialog.submit()
+        if dialog.result() != QDialog.DialogCode.Accepted:
+            dialog.reject()
+        return dialog.result()
+
+    window = MainWindow(ctx, ThreadRunner(), source=str(video), opener=type_pin,
+                        ask_first_pin=False)
+    qtbot.addWidget(window)
+    window.admin.store_hash(hash_pin("2580", n=2**10))
+    window.show()
+    qtbot.waitUntil(lambda: window.live.frames_shown >= 3, timeout=30_000)
+    qtbot.waitUntil(lambda: "fps" in window.fps_label.text()
+                    and window.fps_label.text()[0].isdigit(), timeout=10_000)
+    assert "ms/frame" in window.latency_label.text()
+    assert "Source: video file demo.avi" in window.source_label.text()
+    assert window.people_label.text() == "0 people enrolled"
+    window.enter_kiosk()
+    assert window.kiosk_mode and window.menuBar().isHidden()
+    window.escape_pressed()  # wrong PIN: stays in kiosk mode
+    assert window.kiosk_mode
+    window.escape_pressed()  # right PIN: back to a window
+    assert not window.kiosk_mode and not window.menuBar().isHidden()
+    assert ctx.library.list_audit(limit=1)[0].action == "leave_kiosk_mode"
+    window.shutdown()
+
+
+def test_missing_camera_says_so_and_offers_other_sources(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    window = MainWindow(ctx, ThreadRunner(), source="9", ask_first_pin=False)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.live.source_panel
+    qtbot.waitUntil(panel.isVisible, timeout=15_000)
+    assert panel.title.text() == "No camera"
+    assert "no camera found at index 9" in panel.message.text().lower()
+    assert set(panel.buttons) == {"file", "url", "folder", "demo", "retry"}
+    assert not window.live.is_live
+    window.shutdown()
+
+
+def test_faceguard_demo_opens_the_window_on_a_throwaway_library(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    seen: dict[str, object] = {}
+
+    def close_when_live() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)
+                   and w.isVisible()]
+        if windows and windows[0].live.frames_shown > 0:
+            window = windows[0]
+            assert window.demo is not None
+            seen["folder"] = window.demo.folder
+            seen["people"] = window.people_label.text()
+            window.close()
+        else:
+            QTimer.singleShot(100, close_when_live)
+
+    QTimer.singleShot(100, close_when_live)
+    args = argparse.Namespace(demo=True, data_dir=None, min_face=None, source=None,
+                              kiosk=False)
+    assert run_gui(ctx, args) == 0
+    folder = seen["folder"]
+    assert isinstance(folder, Path) and not folder.exists()  # deleted afterwards
+    assert seen["people"] == "1 person enrolled"
+    assert not (ctx.data_dir / "faceguard.db").exists()  # the real library was not touched

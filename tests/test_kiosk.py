@@ -361,3 +361,27 @@ def test_headless_run_needs_a_readable_source(data_dir: Path, tmp_path: Path,
     assert "does not exist" in capsys.readouterr().err
     assert main(["--data-dir", str(data_dir), "run", "--source", "demo"]) == EXIT_ERROR
     assert "--headless" in capsys.readouterr().err
+
+
+def test_headless_demo_keeps_its_library_out_of_the_real_one(
+        data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("FACEGUARD_DATA_DIR", str(data_dir))
+    created: list[Path] = []
+    import faceguard.kiosk.demo as demo_module
+
+    real_mkdtemp = demo_module.tempfile.mkdtemp
+
+    def spy(**kwargs: str) -> str:
+        created.append(Path(real_mkdtemp(**kwargs)))
+        return str(created[-1])
+
+    monkeypatch.setattr(demo_module.tempfile, "mkdtemp", spy)
+    assert main(["run", "--demo", "--headless", "--max-frames", "30"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [(e["person"], e["direction"], e["kiosk_id"]) for e in events] == \
+        [("Eileen Collins", "IN", "demo")]
+    assert "30 frames from built-in demo" in err
+    assert created and not created[0].exists()  # the throw-away folder is gone
+    assert not (data_dir / "faceguard.db").exists()  # the real library was never opened

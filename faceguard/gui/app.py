@@ -8,8 +8,12 @@ with a throw-away library, or ``--data-dir``), ``source`` (a camera index, file,
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from collections.abc import Callable
 
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from faceguard.core.context import AppContext
@@ -18,6 +22,7 @@ from faceguard.gui.main_window import MainWindow
 from faceguard.gui.theme import apply_theme
 from faceguard.gui.threading import ThreadRunner
 from faceguard.kiosk.demo import DemoSession, prepare_demo
+from faceguard.paths import resources_dir
 
 
 def application() -> QApplication:
@@ -26,8 +31,31 @@ def application() -> QApplication:
     app = existing if isinstance(existing, QApplication) else QApplication(sys.argv[:1])
     app.setApplicationName("FaceGuard")
     app.setOrganizationName("FaceGuard")
+    icon = resources_dir() / "icons" / "faceguard_256.png"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     apply_theme(app)
     return app
+
+
+def quit_on_signals(app: QApplication) -> Callable[[], None]:
+    """Ctrl-C and SIGTERM close the window cleanly (the demo's folder is still removed).
+
+    Returns the function that puts the previous handlers back.
+    """
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    for number in previous:
+        signal.signal(number, lambda *_: app.quit())
+    timer = QTimer()
+    timer.timeout.connect(lambda: None)  # lets Python run its signal handlers
+    timer.start(250)
+
+    def restore() -> None:
+        timer.stop()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+    return restore
 
 
 def run_gui(ctx: AppContext, args: argparse.Namespace) -> int:
@@ -54,9 +82,11 @@ def run_gui(ctx: AppContext, args: argparse.Namespace) -> int:
         window.enter_kiosk()
     else:
         window.show()
+    restore_signals = quit_on_signals(app)
     try:
         return int(app.exec())
     finally:
+        restore_signals()
         window.shutdown()
         if window.demo is not None:
             window.demo.close()

@@ -31,7 +31,7 @@ def _print_event(event: KioskEvent) -> None:
 
 
 def _print_status(status: SourceStatus) -> None:
-    if status.state in ("reconnecting", "failed"):
+    if status.state == "reconnecting":  # a final failure is reported once, as the error
         _err(status.message)
 
 
@@ -41,11 +41,13 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         raise FaceGuardError("`faceguard run` needs --headless; the kiosk window is opened by "
                              "`faceguard` with no command")
     session: DemoSession | None = None
-    if args.demo:
+    demo = bool(getattr(args, "demo", False))
+    source = getattr(args, "source", None)
+    if demo:
         session = prepare_demo(args.data_dir, base=ctx.settings, min_face=args.min_face)
         ctx = session.ctx
     try:
-        spec = SourceSpec.parse(args.source or ("demo" if args.demo else ctx.settings.source))
+        spec = SourceSpec.parse(source or ("demo" if demo else ctx.settings.source))
         pipeline = pipeline_for(ctx)
         hooks = LoopHooks(event=_print_event, status=_print_status)
         loop = KioskLoop(lambda: make_source(spec, loop=args.loop, realtime=args.realtime),
@@ -57,6 +59,8 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
             loop.stop()
             _err(f"interrupted after {loop.summary.frames} frames")
             return EXIT_INTERRUPTED
+        if summary.error and not summary.frames:
+            raise FaceGuardError(summary.error)
         known = sum(e.person_id is not None for e in summary.events)
         _err(f"{summary.frames} frames from {spec.describe()}, {len(summary.events)} events "
              f"({known} known, {len(summary.events) - known} unknown), "
@@ -75,12 +79,13 @@ def register(commands: Any) -> None:
         "run", help="run the kiosk without a window (--headless), events as JSON lines",
         description="Run the kiosk's recognition and decisions on a video source. With "
         "--headless, each logged event is printed as one JSON line on stdout.")
-    p.add_argument("--source", metavar="SRC",
+    # SUPPRESS: a top-level --source/--demo given before "run" is not reset by these defaults.
+    p.add_argument("--source", metavar="SRC", default=argparse.SUPPRESS,
                    help="camera index, video file, stream URL, image folder or 'demo' "
                    "(default: the source in the settings)")
     p.add_argument("--headless", action="store_true", help="no window; events as JSON lines")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
-    p.add_argument("--demo", action="store_true",
+    p.add_argument("--demo", action="store_true", default=argparse.SUPPRESS,
                    help="the built-in demo: synthetic video, throw-away library "
                    "(or --data-dir)")
     p.add_argument("--realtime", action="store_true",

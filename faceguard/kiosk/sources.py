@@ -169,6 +169,8 @@ class CaptureSource(FrameSource):
                 raise SourceError(f"video file {path} does not exist")
             if path.is_dir():
                 raise SourceError(f"{path} is a folder, not a video file")
+        if spec.live:  # failures are reported in plain words; OpenCV's own warnings are noise
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         capture = cv2.VideoCapture(int(spec.target) if spec.kind == "camera" else spec.target)
         if not capture.isOpened():
             capture.release()
