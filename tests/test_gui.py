@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import shutil
+import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,11 +26,12 @@ from faceguard.core.context import AppContext
 from faceguard.core.enrolment import Enroller
 from faceguard.gui.admin import AdminGate, PinDialog, SetPinDialog
 from faceguard.gui.app import run_gui
-from faceguard.gui.enrol import EnrolDialog
+from faceguard.gui.enrol import EnrolDialog, ImportDialog
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.main_window import MainWindow
 from faceguard.gui.people import PeopleDialog
+from faceguard.gui.settings_dialog import SettingsDialog
 from faceguard.gui.threading import SyncRunner, ThreadRunner
 from faceguard.gui.worker import LiveWorker, to_qimage, to_rgb_array
 from faceguard.kiosk.demo import write_demo_video
@@ -457,3 +460,62 @@ def test_faceguard_demo_opens_the_window_on_a_throwaway_library(
     assert isinstance(folder, Path) and not folder.exists()  # deleted afterwards
     assert seen["people"] == "1 person enrolled"
     assert not (ctx.data_dir / "faceguard.db").exists()  # the real library was not touched
+
+
+def test_background_checks_report_in_the_gui_thread(
+        qtbot, ctx: AppContext, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    gui_thread = threading.get_ident()
+    dialog = EnrolDialog(ctx, ThreadRunner())
+    qtbot.addWidget(dialog)
+    threads: list[int] = []
+    original = dialog._checked
+    dialog._checked = lambda first, checks: (threads.append(threading.get_ident()),  # type: ignore[method-assign]
+                                             original(first, checks))
+    blank = _save(tmp_path / "blank.png", np.zeros((200, 200, 3), np.uint8))
+    dialog.add_files([ASTRONAUT, blank])
+    qtbot.waitUntil(lambda: dialog.busy == 0, timeout=20_000)
+    assert threads == [gui_thread]
+    assert [text[0] for _, text in dialog.result_texts()] == ["✓", "✗"]
+
+
+def test_bulk_import_lists_every_photo(qtbot, ctx: AppContext,  # type: ignore[no-untyped-def]
+                                       tmp_path: Path) -> None:
+    folder = tmp_path / "people"
+    (folder / "Eileen Collins").mkdir(parents=True)
+    (folder / "Nobody").mkdir()
+    shutil.copy(ASTRONAUT, folder / "Eileen Collins" / "a.png")
+    _save(folder / "Eileen Collins" / "b.png", np.zeros((100, 100, 3), np.uint8))
+    _save(folder / "Nobody" / "c.png", np.zeros((100, 100, 3), np.uint8))
+    dialog = ImportDialog(ctx, ThreadRunner())
+    qtbot.addWidget(dialog)
+    with qtbot.waitSignal(dialog.imported, timeout=30_000):
+        dialog.import_folder(folder)
+    rows = [tuple(dialog.table.item(r, c).text() for c in range(3))
+            for r in range(dialog.table.rowCount())]
+    assert rows == [("Eileen Collins", "a.png", "✓ enrolled"),
+                    ("Eileen Collins", "b.png", "✗ no face found"),
+                    ("Nobody", "c.png", "✗ no face found")]
+    assert dialog.progress.value() == dialog.progress.maximum() == 3
+    assert "Imported 1 people: 1 photos kept, 2 rejected" in dialog.status.text()
+    assert [p.name for p in ctx.library.list_people()] == ["Eileen Collins"]
+
+
+def test_settings_dialog_saves_validates_and_audits(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    dialog = SettingsDialog(ctx)
+    qtbot.addWidget(dialog)
+    assert dialog.threshold.value() == pytest.approx(TEST_THRESHOLD)
+    assert dialog.data_folder.text() == str(ctx.data_dir)
+    dialog.source.setText("   ")
+    dialog.save()
+    assert dialog.saved is None and "no video source" in dialog.message.text()
+    dialog.source.setText("rtsp://door-camera/stream")
+    dialog.threshold.setValue(0.85)
+    dialog.repeat.setValue(600)
+    dialog.kiosk_name.setText("Back door")
+    dialog.save()
+    saved = load_settings(ctx.data_dir)
+    assert (saved.source, saved.match_threshold, saved.repeat_window_s, saved.kiosk_name) == \
+        ("rtsp://door-camera/stream", 0.85, 600, "Back door")
+    entry = ctx.library.list_audit(limit=1)[0]
+    assert entry.action == "settings_changed" and "Back door" in entry.details

@@ -293,8 +293,9 @@ class EnrolDialog(QDialog):
         theme.set_role(self.status, "hint")
         self.progress.setRange(0, 0)
         self.progress.show()
+        # Bound methods and relays only: they run in the GUI thread (see gui.threading).
+        task.on_done(on_done)
         task.progress.connect(self._progress)
-        task.done.connect(on_done)
         task.failed.connect(self._failed)
         task.finished.connect(self._task_finished)
         self._update_buttons()
@@ -479,7 +480,7 @@ class ImportDialog(QDialog):
         worker.photo.connect(self._photo)
         worker.done.connect(self._done)
         worker.failed.connect(self.status.setText)
-        worker.finished.connect(lambda: self.choose_button.setEnabled(True))
+        worker.finished.connect(self._finished)
         self.table.setRowCount(0)
         self.choose_button.setEnabled(False)
         self.status.setText(f"Importing {folder.name}…")
@@ -489,6 +490,9 @@ class ImportDialog(QDialog):
     def _progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, total)
         self.progress.setValue(done)
+
+    def _finished(self) -> None:
+        self.choose_button.setEnabled(True)
 
     def _photo(self, person: str, photo: str, accepted: bool, note: str) -> None:
         row = self.table.rowCount()

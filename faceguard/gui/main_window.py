@@ -298,11 +298,15 @@ class MainWindow(QMainWindow):
         engine = self.ctx.engine
         base = self.ctx.settings
         task = Task(lambda t: prepare_demo(base=base, engine=engine))
-        task.done.connect(self._demo_ready)
-        task.failed.connect(lambda message: self.live.source_panel.show_problem(
-            "The demo cannot start", message))
+        # Bound methods of GUI objects: PySide runs them in the GUI thread (a lambda would
+        # run in the worker's thread).
+        task.on_done(self._demo_ready)
+        task.failed.connect(self._demo_failed)
         self.live.source_panel.hide()
         self.runner.start(task)
+
+    def _demo_failed(self, message: str) -> None:
+        self.live.source_panel.show_problem("The demo cannot start", message)
 
     def _demo_ready(self, session: object) -> None:
         assert isinstance(session, DemoSession)

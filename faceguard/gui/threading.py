@@ -3,7 +3,8 @@ through Qt signals.
 
 A :class:`Worker` is a QObject whose :meth:`Worker.work` does the slow part (the live loop,
 checking photos, a bulk import). A :class:`Runner` starts workers: :class:`ThreadRunner` gives
-each one its own QThread (signals then reach the GUI queued, in the GUI thread), while
+each one its own QThread (signals then reach the GUI queued, in the GUI thread; connect them
+to methods of GUI objects, not to lambdas, which PySide runs in the emitting thread), while
 :class:`SyncRunner` runs them at once in the caller's thread, so tests get every signal before
 ``start`` returns. Cancelling is cooperative: workers check :attr:`Worker.cancelled`.
 """
@@ -58,6 +59,18 @@ class Worker(QObject):
             self.finished.emit()
 
 
+class Relay(QObject):
+    """Calls a Python function in the thread where the relay was made (the GUI thread)."""
+
+    def __init__(self, function: Callable[[Any], None]) -> None:
+        super().__init__()
+        self.function = function
+
+    @Slot(object)
+    def call(self, value: object) -> None:
+        self.function(value)
+
+
 class Task(Worker):
     """A function run as a worker: it gets the task (for ``report`` and ``cancelled``) and its
     return value is emitted with ``done``."""
@@ -68,6 +81,13 @@ class Task(Worker):
     def __init__(self, function: Callable[[Task], Any]) -> None:
         super().__init__()
         self.function = function
+        self._relays: list[Relay] = []
+
+    def on_done(self, callback: Callable[[Any], None]) -> None:
+        """Call ``callback(result)`` in the calling (GUI) thread when the task is done."""
+        relay = Relay(callback)
+        self._relays.append(relay)
+        self.done.connect(relay.call)
 
     def report(self, done: int, total: int) -> None:
         """Progress for a progress bar (thread-safe: goes out as a signal)."""
@@ -104,6 +124,7 @@ class ThreadRunner(QObject):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         worker.finished.connect(thread.quit)
+        # The QThread object lives in the GUI thread, so this runs there (queued).
         thread.finished.connect(lambda: self._forget(thread))
         self._running[thread] = worker
         thread.start()
