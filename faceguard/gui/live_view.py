@@ -204,7 +204,10 @@ class LiveView(QWidget):
 
     def check_stale(self) -> None:
         """Dim the frame when none has come for ``stale_after_s`` (also if the worker hangs)."""
-        if self.last_frame_at is None or self.stale:
+        if self.last_frame_at is None:
+            return
+        if self.stale:
+            self.update()  # keeps the "no new frames for N s" count going
             return
         if self.clock() - self.last_frame_at > self.stale_after_s:
             self.stale = True
@@ -294,7 +297,8 @@ class LiveView(QWidget):
             if status is not None and status.state in ("reconnecting", "failed"):
                 message = status.message
             else:
-                waited = self.clock() - (self.last_frame_at or self.clock())
+                since = self.last_frame_at if self.last_frame_at is not None else self.clock()
+                waited = self.clock() - since
                 message = f"No new frames for {waited:.0f} s - waiting for the source"
         if self.image is not None and self.stale:
             painter.fillRect(self.image_rect(), QColor(0, 0, 0, 150))
@@ -316,12 +320,18 @@ class LiveView(QWidget):
         painter.setPen(theme.TEXT)
         painter.drawText(rect.adjusted(20, 0, 0, 0), Qt.AlignmentFlag.AlignVCenter, tag)
         if message and not self.source_panel.isVisible():
+            message = message[0].upper() + message[1:]
             font.setPixelSize(20)
             painter.setFont(font)
+            flags = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+            area = QRectF(self.rect()).adjusted(60, 0, -60, 0)
+            text_rect = painter.boundingRect(area, int(flags), message)
+            plate = text_rect.adjusted(-24, -16, 24, 16)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(QColor(11, 14, 17, 220))
+            painter.drawRoundedRect(plate, 12, 12)
             painter.setPen(theme.TEXT)
-            area = QRectF(self.rect()).adjusted(40, 0, -40, 0)
-            painter.drawText(area, Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
-                             message)
+            painter.drawText(area, flags, message)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
