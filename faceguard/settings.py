@@ -135,7 +135,7 @@ class Settings:
     votes_required: int = 3
     votes_window: int = 5
     pin_hash: str | None = field(default=None, repr=False)
-    admin_lock_s: int = 120
+    admin_lock_s: int = 60
 
     def __post_init__(self) -> None:
         """Reject invalid values with a user-facing message."""

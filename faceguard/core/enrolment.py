@@ -16,7 +16,7 @@ from faceguard.vision.image_io import encode_jpeg, load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 SEARCH_MIN_FACE = 20  # look for small faces too, so "too small" can be told from "no face"
-SECONDARY_FACE_RATIO = 0.5  # other faces at least half the main face's size count as "several"
+SECONDARY_FACE_RATIO = 0.35  # another face this big (vs the main one) makes the photo ambiguous
 
 
 @dataclass
@@ -51,7 +51,10 @@ def check_photo(engine: FaceEngine, image: np.ndarray, source: str,
     if not faces:
         return PhotoCheck(source, "no face found")
     main = faces[0]
-    others = [f for f in faces[1:] if f.size >= SECONDARY_FACE_RATIO * main.size]
+    # Any other face big enough to be enrolled itself, or a third of the main face's size,
+    # makes the photo ambiguous; small faces far in the background are ignored.
+    others = [f for f in faces[1:]
+              if f.size >= min(min_face, SECONDARY_FACE_RATIO * main.size)]
     if others:
         return PhotoCheck(source, f"{len(others) + 1} faces found; one face per photo is needed")
     observation = engine.observe(image, [main], embed=False)[0]
