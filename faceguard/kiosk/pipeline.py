@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-import cv2
 import numpy as np
 
 from faceguard.core.context import AppContext
@@ -115,15 +114,8 @@ class KioskPipeline:
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Faces of a frame, largest first, searched on a downscaled copy of big frames."""
-        longest = max(frame.shape[:2])
         detect_min = min(self.engine.min_face, self.min_face)
-        if longest <= self.process_max_side:
-            return self.engine.detect(frame, detect_min)
-        factor = self.process_max_side / longest
-        small = cv2.resize(frame, (round(frame.shape[1] * factor),
-                                   round(frame.shape[0] * factor)), interpolation=cv2.INTER_AREA)
-        faces = self.engine.detect(small, max(12, round(detect_min * factor)))
-        return [face.scaled(1.0 / factor) for face in faces]
+        return self.engine.detect(frame, detect_min, max_side=self.process_max_side)
 
     def process(self, frame: np.ndarray, now: datetime | None = None) -> FrameResult:
         """Run one RGB frame through detection, matching and the decider."""

@@ -53,13 +53,16 @@ class FaceEngine:
     def min_face(self) -> int:
         return self.detector.min_face
 
-    def detect(self, image: np.ndarray, min_face: int | None = None) -> list[Face]:
-        """Faces in an RGB image, largest first; huge images are searched downscaled."""
+    def detect(self, image: np.ndarray, min_face: int | None = None,
+               max_side: int | None = None) -> list[Face]:
+        """Faces in an RGB image, largest first; images larger than ``max_side`` (default
+        ``max_detect_side``) are searched on a downscaled copy, coordinates mapped back."""
         min_face = int(min_face or self.detector.min_face)
+        max_side = max_side or self.max_detect_side
         longest = max(image.shape[:2])
-        if longest <= self.max_detect_side:
+        if longest <= max_side:
             return self.detector.detect(image, min_face)
-        factor = self.max_detect_side / longest
+        factor = max_side / longest
         small = cv2.resize(image, (round(image.shape[1] * factor), round(image.shape[0] * factor)),
                            interpolation=cv2.INTER_AREA)
         faces = self.detector.detect(small, max(12, round(min_face * factor)))
