@@ -52,7 +52,7 @@ if ! cmp -s "$REQUIREMENTS" "$STAMP"; then
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
     cp "$REQUIREMENTS" "$STAMP"
 fi
-"$VENV/bin/python" - <<'EOF'
+"$VENV/bin/python" -I - <<'EOF'
 import importlib.util, sys
 leaks = [m for m in ("torch", "dlib", "pytest", "faceguard") if importlib.util.find_spec(m)]
 if leaks:

@@ -528,6 +528,7 @@ def test_linux_bundle_builds_and_passes_self_test(cfg: types.ModuleType, tmp_pat
         window.terminate()
         out, _ = window.communicate(timeout=30)
         assert "Could not load the Qt platform plugin" not in out
+        assert "Traceback" not in out, out[-3000:]
     else:
         out = window.stdout.read() if window.stdout else ""
         pytest.fail(f"the kiosk window exited early ({window.returncode}): {out[-3000:]}")
