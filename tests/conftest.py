@@ -73,3 +73,27 @@ def engine(test_embedder_file: tuple[Path, str]):  # type: ignore[no-untyped-def
 
     path, digest = test_embedder_file
     return FaceEngine.load(min_face=40, embedder_path=path, embedder_sha256=digest)
+
+
+TEST_THRESHOLD = 0.8  # operating point for the tiny test embedder (pixel-based, not a face model)
+
+
+@pytest.fixture()
+def test_embedder_env(test_embedder_file: tuple[Path, str],
+                      monkeypatch: pytest.MonkeyPatch) -> tuple[Path, str]:
+    """Point the app (FACEGUARD_EMBEDDER*) at the tiny test embedder for one test."""
+    path, digest = test_embedder_file
+    monkeypatch.setenv("FACEGUARD_EMBEDDER", str(path))
+    monkeypatch.setenv("FACEGUARD_EMBEDDER_SHA256", digest)
+    return path, digest
+
+
+def make_data_dir(parent: Path, **settings: object) -> Path:
+    """A fresh data folder whose settings use the test embedder's operating point."""
+    from faceguard.settings import Settings, save_settings
+
+    folder = parent / "data"
+    folder.mkdir()
+    values: dict = {"match_threshold": TEST_THRESHOLD, "match_margin": 0.02, **settings}
+    save_settings(Settings(**values), folder)
+    return folder

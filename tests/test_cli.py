@@ -10,23 +10,13 @@ import numpy as np
 import pytest
 
 from faceguard.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, main
-from faceguard.settings import Settings, save_settings
 from faceguard.vision.image_io import load_image
-from tests.conftest import demo_image
-
-TEST_THRESHOLD = 0.8  # operating point for the tiny test embedder (pixel-based, not a face model)
+from tests.conftest import TEST_THRESHOLD, demo_image, make_data_dir
 
 
 @pytest.fixture()
-def data_dir(tmp_path: Path, test_embedder_file: tuple[Path, str],
-             monkeypatch: pytest.MonkeyPatch) -> Path:
-    path, digest = test_embedder_file
-    monkeypatch.setenv("FACEGUARD_EMBEDDER", str(path))
-    monkeypatch.setenv("FACEGUARD_EMBEDDER_SHA256", digest)
-    folder = tmp_path / "data"
-    folder.mkdir()
-    save_settings(Settings(match_threshold=TEST_THRESHOLD, match_margin=0.02), folder)
-    return folder
+def data_dir(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Path:
+    return make_data_dir(tmp_path)
 
 
 def run(data_dir: Path, *args: str) -> int:

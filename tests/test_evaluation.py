@@ -220,12 +220,9 @@ def test_missing_dataset_is_a_clear_error(tmp_path: Path) -> None:
 
 
 @pytest.fixture()
-def eval_env(tmp_path: Path, test_embedder_file: tuple[Path, str],
+def eval_env(tmp_path: Path, test_embedder_env: tuple[Path, str],
              monkeypatch: pytest.MonkeyPatch) -> Path:
     """The tiny test embedder, a fresh data folder and an empty evaluation cache."""
-    path, digest = test_embedder_file
-    monkeypatch.setenv("FACEGUARD_EMBEDDER", str(path))
-    monkeypatch.setenv("FACEGUARD_EMBEDDER_SHA256", digest)
     monkeypatch.setenv("FACEGUARD_TRAIN_CACHE", str(tmp_path / "cache"))
     return tmp_path / "data"
 

@@ -8,6 +8,7 @@ import csv
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -39,23 +40,16 @@ from faceguard.kiosk.pin import hash_pin
 from faceguard.kiosk.pipeline import FrameResult, pipeline_for
 from faceguard.kiosk.sources import SourceSpec
 from faceguard.library.export import EVENT_COLUMNS
-from faceguard.settings import Settings, load_settings, save_settings
+from faceguard.settings import load_settings
+from tests.conftest import TEST_THRESHOLD, make_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "resources" / "demo" / "astronaut.png"
-TEST_THRESHOLD = 0.8  # the tiny test embedder's operating point (as in test_cli)
 
 
 @pytest.fixture()
-def ctx(tmp_path: Path, test_embedder_file: tuple[Path, str],
-        monkeypatch: pytest.MonkeyPatch) -> AppContext:
-    path, digest = test_embedder_file
-    monkeypatch.setenv("FACEGUARD_EMBEDDER", str(path))
-    monkeypatch.setenv("FACEGUARD_EMBEDDER_SHA256", digest)
-    folder = tmp_path / "data"
-    save_settings(Settings(match_threshold=TEST_THRESHOLD, match_margin=0.02,
-                           kiosk_name="lobby", min_face_px=40), folder)
-    context = AppContext(folder)
+def ctx(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Iterator[AppContext]:
+    context = AppContext(make_data_dir(tmp_path, kiosk_name="lobby", min_face_px=40))
     yield context
     context.close()
 

@@ -28,9 +28,8 @@ from faceguard.kiosk.sources import (
     SourceSpec,
     make_source,
 )
-from faceguard.settings import Settings, save_settings
+from tests.conftest import TEST_THRESHOLD, make_data_dir
 
-TEST_THRESHOLD = 0.8  # the tiny test embedder's operating point (as in test_cli)
 T0 = datetime(2026, 3, 2, 8, 59, tzinfo=UTC)
 
 
@@ -319,16 +318,8 @@ def demo_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def data_dir(tmp_path: Path, test_embedder_file: tuple[Path, str],
-             monkeypatch: pytest.MonkeyPatch) -> Path:
-    path, digest = test_embedder_file
-    monkeypatch.setenv("FACEGUARD_EMBEDDER", str(path))
-    monkeypatch.setenv("FACEGUARD_EMBEDDER_SHA256", digest)
-    folder = tmp_path / "data"
-    folder.mkdir()
-    save_settings(Settings(match_threshold=TEST_THRESHOLD, match_margin=0.02,
-                           kiosk_name="door"), folder)
-    return folder
+def data_dir(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Path:
+    return make_data_dir(tmp_path, kiosk_name="door")
 
 
 def test_headless_run_on_a_video_file_prints_events(
