@@ -136,7 +136,8 @@ def resource_plan(root: Path = ROOT, *, release: bool = False) -> ResourcePlan:
     Models ship only when manifest.json lists them (the program refuses unlisted models, and
     the self-test fails on any .onnx without a matching SHA-256), together with the manifest,
     the model cards it names and the licence notice. The other folders ship whole.
-    ``release=True`` makes a missing product embedder an error instead of a warning.
+    ``release=True`` makes a missing product embedder or model card an error instead of a
+    warning.
     """
     resources = root / "resources"
     plan = ResourcePlan()
@@ -157,10 +158,13 @@ def resource_plan(root: Path = ROOT, *, release: bool = False) -> ResourcePlan:
             raise BundleError(f"manifest.json lists {name}, which is not in resources/models")
         wanted.add(name)
         card = entry.get("card")
-        if card:
-            if not (models / card).is_file():
-                raise BundleError(f"model card {card} (for {name}) is missing")
+        if card and (models / card).is_file():
             wanted.add(str(card))
+        elif card:
+            message = f"model card {card} (for {name}) is missing"
+            if release:
+                raise BundleError(message)
+            plan.warnings.append(message)
     for path in sorted(models.iterdir()):
         if not _is_payload(path):
             continue
