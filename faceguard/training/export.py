@@ -67,6 +67,40 @@ def export_onnx(model: torch.nn.Module, out: Path) -> None:
             do_constant_folding=True,
             dynamo=False,
         )
+    rewrite_prelu(out)
+
+
+def rewrite_prelu(path: Path) -> int:
+    """Replace PRelu nodes by relu(x) - a * relu(-x), the same function.
+
+    onnxruntime's PRelu is an unfused broadcast kernel that also breaks its blocked (NCHWc)
+    convolution layout: on the 2-core EPYC it cost ~1 ms of a ~4 ms single-face embedding;
+    the Relu form runs in ~0.1 ms with bit-identical outputs. Returns how many were replaced.
+    """
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(path))
+    nodes = []
+    replaced = 0
+    for node in model.graph.node:
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        x, slope = node.input
+        y = node.output[0]
+        tag = f"prelu{replaced}"
+        nodes += [helper.make_node("Relu", [x], [f"{tag}_pos"]),
+                  helper.make_node("Neg", [x], [f"{tag}_negx"]),
+                  helper.make_node("Relu", [f"{tag}_negx"], [f"{tag}_neg"]),
+                  helper.make_node("Mul", [f"{tag}_neg", slope], [f"{tag}_scaled"]),
+                  helper.make_node("Sub", [f"{tag}_pos", f"{tag}_scaled"], [y])]
+        replaced += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return replaced
 
 
 def _session(path: Path) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from faceguard.vision.onnx_model import OnnxModel, TensorSpec, default_model_path
@@ -191,11 +192,9 @@ class AreaResampler:
 
     def __init__(self, image: np.ndarray) -> None:
         self.height, self.width = image.shape[:2]
-        dtype = np.int32 if self.height * self.width * 255 < 2**31 else np.int64
-        table = np.zeros((self.height + 1, self.width + 1, image.shape[2]), dtype)
-        np.cumsum(image, axis=0, dtype=dtype, out=table[1:, 1:])
-        np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
-        self._table = table
+        # Integer sums are exact in int32 up to ~8 megapixels, in float64 beyond.
+        depth = cv2.CV_32S if self.height * self.width * 255 < 2**31 else cv2.CV_64F
+        self._table = cv2.integral(np.ascontiguousarray(image, dtype=np.uint8), sdepth=depth)
 
     def resize(self, out_width: int, out_height: int) -> np.ndarray:
         """The whole image pooled to (out_height, out_width, C), float32."""
@@ -219,9 +218,10 @@ class AreaResampler:
         table = self._table
         rs, re = row_start[:, :, None], row_end[:, :, None]
         cs, ce = col_start[:, None, :], col_end[:, None, :]
-        total = (table[re, ce].astype(np.int64) - table[rs, ce] - table[re, cs] + table[rs, cs])
-        count = ((re - rs) * (ce - cs))[..., None]
-        return (total / count).astype(np.float32)
+        # Window sums fit the table's type (int32 tables hold the whole image's sum).
+        total = table[re, ce] - table[rs, ce] - table[re, cs] + table[rs, cs]
+        count = ((re - rs) * (ce - cs)).astype(np.float32)[..., None]
+        return total.astype(np.float32) / count
 
 
 def _to_input(batch_hwc: np.ndarray) -> np.ndarray:
