@@ -72,7 +72,7 @@ NATIVE_CHECKS = {
         "Qt xcb platform plugin": "PySide6/Qt/plugins/platforms/libqxcb.so",
         "Qt offscreen platform plugin": "PySide6/Qt/plugins/platforms/libqoffscreen.so",
         "Qt Widgets library": "PySide6/Qt/lib/libQt6Widgets.so.6",
-        "SQLite module": "lib-dynload/_sqlite3*.so",
+        "SQLite module": "**/lib-dynload/_sqlite3*.so",
     },
     "win32": {
         "onnxruntime Python binding": "onnxruntime/capi/onnxruntime_pybind11_state*.pyd",
@@ -87,8 +87,12 @@ NATIVE_CHECKS = {
         "Qt cocoa platform plugin": "PySide6/Qt/plugins/platforms/libqcocoa.dylib",
     },
 }
+# Collected by PyInstaller's Qt hooks but left out: Qt's GTK 3 platform theme would load the
+# PC's GTK on top of the GTK-stack libraries bundled from the build machine (mismatched
+# versions crash at start-up); the kiosk draws its own look (Fusion style + kiosk.qss).
+DROPPED_BINARIES = ("PySide6/Qt/plugins/platformthemes/libqgtk3.so",)
 # File names that must never appear in a bundle.
-FORBIDDEN_FILES = ("libtorch*", "libc10*", "*dlib*", "test_*.py")
+FORBIDDEN_FILES = ("libtorch*", "libc10*", "*dlib*", "test_*.py", "libqgtk3.so")
 
 
 class BundleError(Exception):
@@ -219,6 +223,11 @@ def package_modules(root: Path = ROOT) -> list[str]:
 
 def excluded(module: str) -> bool:
     return any(module == ex or module.startswith(ex + ".") for ex in EXCLUDED_MODULES)
+
+
+def dropped(destination: str) -> bool:
+    """Whether a binary collected for ``destination`` (inside the bundle) is left out."""
+    return destination.replace("\\", "/") in DROPPED_BINARIES
 
 
 def platform_key(platform: str | None = None) -> str:

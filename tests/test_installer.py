@@ -88,7 +88,10 @@ def run_spec(platform: str, monkeypatch: pytest.MonkeyPatch,
             run.analysis = kwargs
             self.pure = [(name, f"{name}.py", "PYMODULE") for name in pure]
             self.scripts = [("faceguard_entry", scripts[0], "PYSOURCE")]
-            self.binaries = list(kwargs["binaries"])
+            self.binaries = [(Path(dest, Path(src).name).as_posix(), src, "BINARY")
+                             for src, dest in kwargs["binaries"]]
+            self.binaries.append(("PySide6/Qt/plugins/platformthemes/libqgtk3.so",
+                                  "/site/libqgtk3.so", "BINARY"))
             self.datas = list(kwargs["datas"])
 
     def pyz(*args: Any, **kwargs: Any) -> str:
@@ -99,7 +102,8 @@ def run_spec(platform: str, monkeypatch: pytest.MonkeyPatch,
         return kwargs
 
     def collect(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        run.collect = {"programs": [a for a in args if isinstance(a, dict)], **kwargs}
+        run.collect = {"programs": [a for a in args if isinstance(a, dict)],
+                       "tocs": [a for a in args if isinstance(a, list)], **kwargs}
         return run.collect
 
     def bundle(*args: Any, **kwargs: Any) -> None:
@@ -172,6 +176,9 @@ def test_spec_program_and_modules(cfg: types.ModuleType,
         in run.analysis["binaries"]
     assert [exe["name"] for exe in run.exes] == [cfg.EXECUTABLE]
     assert run.exes[0]["console"] is True and run.exes[0]["upx"] is False
+    collected = {entry[0] for toc in run.collect["tocs"] for entry in toc}
+    assert "onnxruntime/capi/libonnxruntime.so" in collected
+    assert not any(name.endswith("libqgtk3.so") for name in collected)  # GTK theme left out
     assert run.collect["name"] == cfg.APP_NAME and run.bundle is None
 
 
