@@ -534,7 +534,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     steps_per_epoch = n_train // batch
 
     model = LiteMobileFaceNet(embedding_size=t_c.shape[1]).to(device)
-    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model.to(memory_format=torch.channels_last)  # type: ignore[call-overload,unused-ignore]
     optimizer = torch.optim.SGD(
         param_groups(model, args.weight_decay), lr=args.lr, momentum=0.9, nesterov=True
     )
@@ -560,7 +560,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         print(f"resumed from {last_path} after epoch {start_epoch}", flush=True)
     run_model: nn.Module = model
     if args.compile:
-        run_model = torch.compile(model)  # type: ignore[assignment]
+        run_model = torch.compile(model)  # type: ignore[assignment,unused-ignore]
     augment = DeviceAugment(mirror=tm_train is not None)
     tqdm = None if (args.no_progress or device.type != "cpu") else _load_tqdm()
     args_record = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
