@@ -5,7 +5,14 @@ from __future__ import annotations
 import logging
 
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from PySide6.QtWidgets import (
+    QApplication,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QWidget,
+)
 
 from faceguard.paths import resources_dir
 
@@ -50,3 +57,15 @@ def named_label(text: str, name: str) -> QLabel:
     label = QLabel(text)
     label.setObjectName(name)
     return label
+
+
+def dialog_footer(dialog: QDialog, status: QLabel, *buttons: QWidget) -> QHBoxLayout:
+    """The footer row of a dialog: a status line, extra buttons, then Close (accepts)."""
+    close = QPushButton("Close")
+    close.clicked.connect(dialog.accept)
+    footer = QHBoxLayout()
+    footer.addWidget(status, 1)
+    for button in buttons:
+        footer.addWidget(button)
+    footer.addWidget(close)
+    return footer
