@@ -28,24 +28,24 @@ def local_hhmm(moment: datetime) -> str:
     return moment.astimezone().strftime("%H:%M")
 
 
-def _place_bottom(widget: QWidget, margin: int = 24, max_width: int = 860) -> None:
+def _place(widget: QWidget, max_width: int, bottom_margin: int | None) -> None:
+    """Centre an overlay horizontally; at the bottom (with a margin) or in the middle."""
     parent = widget.parentWidget()
     if parent is None:
         return
     widget.setFixedWidth(max(200, min(parent.width() - 40, max_width)))
     widget.adjustSize()
-    widget.move((parent.width() - widget.width()) // 2,
-                parent.height() - widget.height() - margin)
+    free = parent.height() - widget.height()
+    top = free // 2 if bottom_margin is None else free - bottom_margin
+    widget.move((parent.width() - widget.width()) // 2, top)
+
+
+def _place_bottom(widget: QWidget, margin: int = 24, max_width: int = 860) -> None:
+    _place(widget, max_width, margin)
 
 
 def _place_centre(widget: QWidget, max_width: int = 720) -> None:
-    parent = widget.parentWidget()
-    if parent is None:
-        return
-    widget.setFixedWidth(max(200, min(parent.width() - 40, max_width)))
-    widget.adjustSize()
-    widget.move((parent.width() - widget.width()) // 2,
-                (parent.height() - widget.height()) // 2)
+    _place(widget, max_width, None)
 
 
 class Banner(QFrame):
