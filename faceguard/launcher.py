@@ -7,8 +7,9 @@ module) never imports Qt.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import faceguard.threads  # noqa: F401  (pins native thread pools before numpy loads)
 from faceguard.cli import CommandError
@@ -16,8 +17,22 @@ from faceguard.cli import main as cli_main
 from faceguard.core.context import AppContext
 
 
+def display_problem(environ: Mapping[str, str] = os.environ,
+                    platform: str = sys.platform) -> str | None:
+    """Why no window can open here (Linux without a display), or None."""
+    if not platform.startswith("linux") or environ.get("QT_QPA_PLATFORM"):
+        return None
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open the kiosk window on (DISPLAY and WAYLAND_DISPLAY are unset); "
+            "start it from a desktop session, or use 'faceguard run --source SRC --headless'")
+
+
 def open_gui(ctx: AppContext, args: argparse.Namespace) -> int:
     """Start the PySide6 kiosk application."""
+    problem = display_problem()
+    if problem:
+        raise CommandError(problem)
     try:
         from faceguard.gui.app import run_gui
     except ImportError as error:

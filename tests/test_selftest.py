@@ -29,3 +29,4 @@ def test_self_test_fails_on_a_damaged_model(test_embedder_file: tuple[Path, str]
     assert main(["--data-dir", str(tmp_path), "--self-test"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  load models: model file" in out and "self-test FAILED" in out
+
