@@ -179,3 +179,31 @@ def test_unusable_data_folder_is_a_clear_error(tmp_path: Path, test_embedder_fil
     err = capsys.readouterr().err
     assert code == EXIT_ERROR
     assert "data folder" in err and "Traceback" not in err
+
+
+def test_import_folder_with_summary_and_lookalike_warning(
+        data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "people"
+    (folder / "Eileen").mkdir(parents=True)
+    (folder / "Nobody").mkdir()
+    (folder / "Twin").mkdir()
+    astronaut = demo_image("astronaut.png")
+    (folder / "Eileen" / "a.png").write_bytes(astronaut.read_bytes())
+    (folder / "Twin" / "same.png").write_bytes(astronaut.read_bytes())
+    _save(folder / "Nobody" / "blank.png", np.zeros((120, 120, 3), np.uint8))
+    assert run(data_dir, "import", str(folder)) == EXIT_PARTIAL
+    out, err = capsys.readouterr()
+    assert "imported 2 of 3 people, 2 of 3 photos; 1 photos rejected" in out
+    assert "blank.png: no face found" in out
+    assert "already matches Eileen" in err
+    assert "importing" in err
+
+
+def test_bench_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(data_dir, "bench", "--json", "--repeats", "2", "--sizes", "1000") == EXIT_OK
+    report = json.loads(capsys.readouterr().out)
+    stages = {stage["stage"]: stage["ms"] for stage in report["stages"]}
+    assert report["threads"]["onnxruntime_intra_op"] == 1
+    assert any(name.startswith("detect 640x480") for name in stages)
+    assert stages["match 1:N, 1,000 templates"] > 0
+    assert all(ms is None or ms > 0 for ms in stages.values())
