@@ -301,18 +301,27 @@ def test_first_run_sets_a_salted_scrypt_pin(qtbot, ctx: AppContext) -> None:  # 
         assert isinstance(dialog, SetPinDialog)
         qtbot.addWidget(dialog)
         dialog.pin.setText("4821")
-        dialog.repeat.setText("4822")
+        dialog.repeat.setText("4821")
+        dialog.submit()
+        assert "at least 6 digits" in dialog.message.text()
+        dialog.pin.setText("123456")
+        dialog.repeat.setText("123456")
+        dialog.submit()
+        assert "common" in dialog.message.text()
+        dialog.pin.setText("482913")
+        dialog.repeat.setText("482914")
         dialog.submit()
         assert "differ" in dialog.message.text()
-        dialog.repeat.setText("4821")
+        dialog.repeat.setText("482913")
         dialog.submit()
         return dialog.result()
 
     gate = AdminGate(ctx, opener=fill)
     assert not gate.has_pin
     assert gate.ask(None, "open the settings")
-    stored = load_settings(ctx.data_dir).pin_hash
-    assert stored is not None and stored.startswith("scrypt$") and "4821" not in stored
+    stored = ctx.library.admin_state().pin_hash  # in the library, not in settings.json
+    assert stored is not None and stored.startswith("scrypt$65536$") and "482913" not in stored
+    assert load_settings(ctx.data_dir).pin_hash is None
     assert ctx.library.list_audit(limit=1)[0].action == "set_pin"
 
 
@@ -330,7 +339,7 @@ def test_pin_lock_out_after_five_wrong_tries(qtbot, ctx: AppContext) -> None:  #
         return dialog.result()
 
     gate = AdminGate(ctx, opener=wrong_five_times, clock=lambda: now[0])
-    gate.store_hash(hash_pin("2580"))
+    gate.store_hash(hash_pin("258013", n=2**10))
     assert not gate.ask(None, "open the logs")
     dialog = dialogs[0]
     assert dialog.locked and not dialog.pin.isEnabled() and not dialog.ok_button.isEnabled()
@@ -339,15 +348,24 @@ def test_pin_lock_out_after_five_wrong_tries(qtbot, ctx: AppContext) -> None:  #
     def right_pin(dialog: QDialog) -> int:
         assert isinstance(dialog, PinDialog)
         qtbot.addWidget(dialog)
-        dialog.pin.setText("2580")
+        dialog.pin.setText("258013")
         dialog.submit()
         return dialog.result()
 
-    gate.opener = right_pin
-    now[0] += 30
+    # A restart 20 s into the lock (a new context and gate over the same library, as after
+    # quitting the app) is still locked: the lock lives in the library, not in memory.
+    now[0] += 20
+    restarted = AppContext(ctx.data_dir, settings=ctx.settings)
+    gate = AdminGate(restarted, opener=right_pin, clock=lambda: now[0])
     assert not gate.ask(None, "open the logs")  # still locked: the right PIN is not checked
+    now[0] += 10
+    assert not gate.ask(None, "open the logs")
     now[0] += ctx.settings.admin_lock_s
     assert gate.ask(None, "open the logs")
+    assert ctx.library.admin_state().failures == 0
+    # The successful try re-hashed the cheap test hash with the current cost.
+    assert (ctx.library.admin_state().pin_hash or "").startswith("scrypt$65536$")
+    restarted.close()
     actions = [entry.action for entry in reversed(ctx.library.list_audit())]
     assert actions.count("admin_pin_wrong") == 4
     assert actions.count("admin_locked") == 1 and actions[-1] == "admin_unlock"
@@ -384,7 +402,7 @@ def video(tmp_path: Path) -> Path:
 
 def test_window_shows_frames_and_needs_the_pin_to_leave_kiosk_mode(
         qtbot, ctx: AppContext, video: Path) -> None:  # type: ignore[no-untyped-def]
-    answers = ["1111", "2580"]
+    answers = ["111111", "258013"]
 
     def type_pin(dialog: QDialog) -> int:
         assert isinstance(dialog, PinDialog)
@@ -398,7 +416,7 @@ def test_window_shows_frames_and_needs_the_pin_to_leave_kiosk_mode(
     window = MainWindow(ctx, ThreadRunner(), source=str(video), opener=type_pin,
                         ask_first_pin=False)
     qtbot.addWidget(window)
-    window.admin.store_hash(hash_pin("2580", n=2**10))
+    window.admin.store_hash(hash_pin("258013", n=2**10))
     window.show()
     qtbot.waitUntil(lambda: window.live.frames_shown >= 3, timeout=30_000)
     qtbot.waitUntil(lambda: "fps" in window.fps_label.text()

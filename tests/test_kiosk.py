@@ -196,9 +196,9 @@ def test_history_seeds_repeat_window_and_direction() -> None:
 # -- PIN ---------------------------------------------------------------------------------------
 
 def test_pin_hash_is_salted_scrypt_and_verifies() -> None:
-    first, second = hash_pin("2468", n=2**10), hash_pin("2468", n=2**10)
+    first, second = hash_pin("482913", n=2**10), hash_pin("482913", n=2**10)
     assert first.startswith("scrypt$1024$8$1$") and first != second
-    assert verify_pin("2468", first) and not verify_pin("2469", first)
+    assert verify_pin("482913", first) and not verify_pin("482914", first)
     with pytest.raises(PinError):
         hash_pin("12")
     with pytest.raises(PinError):
@@ -207,16 +207,19 @@ def test_pin_hash_is_salted_scrypt_and_verifies() -> None:
 
 def test_five_wrong_tries_lock_for_the_lock_time() -> None:
     now = [100.0]
-    gate = PinGate(hash_pin("1357", n=2**10), lock_s=60, clock=lambda: now[0])
+    gate = PinGate(hash_pin("731904", n=2**10), lock_s=60, clock=lambda: now[0],
+                   cost=(2**10, 8, 1))
     results = [gate.attempt("0000") for _ in range(5)]
     assert [r.tries_left for r in results[:4]] == [4, 3, 2, 1]
+    assert results[0].message() == "Wrong PIN. 4 tries left."
+    assert results[3].message() == "Wrong PIN. 1 try left."
     assert results[4].locked and results[4].retry_in_s == 60
     now[0] += 30
-    check = gate.attempt("1357")  # the right PIN is not even checked while locked
+    check = gate.attempt("731904")  # the right PIN is not even checked while locked
     assert check == PinCheck(False, True, 0, 30.0)
     assert "locked" in check.message()
     now[0] += 31
-    assert gate.attempt("1357").ok
+    assert gate.attempt("731904").ok
     assert gate.attempt("0000").tries_left == 4
 
 

@@ -75,7 +75,16 @@ class AppContext:
 
     @cached_property
     def library(self) -> FaceLibrary:
-        """The face library; the data folder is created on first use."""
+        """The face library; the data folder is created on first use.
+
+        With ``create=False`` (commands that only read) neither the folder nor the database
+        is ever created: a missing one is a LibraryError that says where it was looked for.
+        """
+        if not self.create and not self.library_path.is_file():
+            missing = self.data_dir if not self.data_dir.is_dir() else self.library_path
+            raise LibraryError(
+                f"there is no face library in {self.data_dir} ({missing} does not exist); "
+                "check --data-dir or $FACEGUARD_DATA_DIR, or enrol someone first")
         if not self.data_dir.exists():
             if not self.create:
                 raise LibraryError(f"data folder {self.data_dir} does not exist")

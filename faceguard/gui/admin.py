@@ -1,5 +1,8 @@
 """The admin PIN in the window: setting it on first run, asking for it, locking after five
-wrong tries, and writing each of these to the audit table."""
+wrong tries, and writing each of these to the audit table.
+
+The PIN and the lock-out live in the face library (:mod:`faceguard.core.admin`); a library that
+was protected and has lost its PIN shows the recovery steps instead of a first-run dialog."""
 
 from __future__ import annotations
 
@@ -14,15 +17,23 @@ from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QVBoxLayout,
     QWidget,
 )
 
+from faceguard.core.admin import CredentialState, credential_state, pin_gate, recovery_message
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
-from faceguard.kiosk.pin import PinError, PinGate, hash_pin, pin_problem
-from faceguard.settings import save_settings
+from faceguard.kiosk.pin import (
+    MIN_PASSWORD_LEN,
+    MIN_PIN_DIGITS,
+    PinError,
+    PinGate,
+    hash_pin,
+    pin_problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +63,11 @@ class SetPinDialog(QDialog):
         intro = QLabel("Choose the PIN that protects enrolment, the logs and the settings, and "
                        "leaving kiosk mode." if first_run else "Choose a new admin PIN.")
         intro.setWordWrap(True)
+        rules = QLabel(f"At least {MIN_PIN_DIGITS} digits, or a password of at least "
+                       f"{MIN_PASSWORD_LEN} characters. Common PINs, sequences, repeats and "
+                       "dates are refused.")
+        rules.setWordWrap(True)
+        theme.set_role(rules, "hint")
         self.pin = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
         self.repeat = QLineEdit(echoMode=QLineEdit.EchoMode.Password)
         self.message = QLabel(" ")
@@ -66,6 +82,7 @@ class SetPinDialog(QDialog):
         self.ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
+        layout.addWidget(rules)
         layout.addLayout(form)
         layout.addWidget(self.message)
         layout.addWidget(buttons)
@@ -156,43 +173,62 @@ class AdminGate:
     """Guards the admin screens of one window: one lock-out counter for all of them."""
 
     def __init__(self, ctx: AppContext, *, opener: DialogOpener = _exec,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         self.ctx = ctx
         self.opener = opener
-        self.gate = PinGate(ctx.settings.pin_hash, lock_s=float(ctx.settings.admin_lock_s),
-                            clock=clock)
+        self.clock = clock
+        self.gate: PinGate = pin_gate(ctx, clock=clock)
 
     def set_context(self, ctx: AppContext) -> None:
         """Follow a switch of data folder (the demo has its own PIN)."""
         self.ctx = ctx
-        self.gate.stored_hash = ctx.settings.pin_hash
-        self.gate.lock_s = float(ctx.settings.admin_lock_s)
+        self.gate = pin_gate(ctx, clock=self.clock)
 
     @property
     def has_pin(self) -> bool:
         return self.gate.has_pin
 
+    @property
+    def state(self) -> CredentialState:
+        """Whether the PIN is set, may be chosen now, or must be recovered."""
+        return credential_state(self.ctx, self.gate)
+
+    def show_recovery(self, parent: QWidget | None) -> None:
+        """Tell the admin that the PIN is missing and how to recover it."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Admin PIN missing",
+                          recovery_message(self.ctx), QMessageBox.StandardButton.Ok, parent)
+        self.opener(box)
+
     def set_pin(self, parent: QWidget | None = None, *, first_run: bool = True) -> bool:
-        """Ask for a new PIN and store its hash in the settings; True when set."""
+        """Ask for a new PIN and store its hash in the library; True when set."""
+        if first_run and self.state is CredentialState.RECOVERY:
+            self.show_recovery(parent)
+            return False
         dialog = SetPinDialog(parent, first_run=first_run)
         if self.opener(dialog) != QDialog.DialogCode.Accepted or not dialog.pin_hash:
             return False
-        self.store_hash(dialog.pin_hash)
+        try:
+            self.store_hash(dialog.pin_hash)
+        except FaceGuardError as error:
+            box = QMessageBox(QMessageBox.Icon.Warning, "The PIN was not set", str(error),
+                              QMessageBox.StandardButton.Ok, parent)
+            self.opener(box)
+            return False
         return True
 
     def store_hash(self, pin_hash: str) -> None:
-        """Save a PIN hash to the settings file and use it from now on."""
-        settings = self.ctx.settings.replace(pin_hash=pin_hash)
-        save_settings(settings, self.ctx.data_dir)
-        self.ctx.settings = settings
-        self.gate.stored_hash = pin_hash
-        self.gate.failures = 0
-        self.gate.locked_until = None
+        """Store a PIN hash in the library (LibraryError when it cannot be written)."""
+        self.gate.store.save_pin_hash(pin_hash)
+        self.gate = pin_gate(self.ctx, clock=self.clock)
         audit(self.ctx, "set_pin")
 
     def ask(self, parent: QWidget | None, purpose: str) -> bool:
         """True when the admin PIN was given (set first when there is none)."""
-        if not self.gate.has_pin:
+        state = self.state
+        if state is CredentialState.RECOVERY:
+            self.show_recovery(parent)
+            return False
+        if state is CredentialState.FIRST_RUN:
             return self.set_pin(parent)
         dialog = PinDialog(self.gate, f"Enter the admin PIN to {purpose}.", parent,
                            on_result=lambda action: audit(self.ctx, action,

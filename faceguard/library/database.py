@@ -133,7 +133,66 @@ def _m004_audit(db: Database) -> None:
     db.execute("CREATE INDEX audit_timestamp ON audit (timestamp)")
 
 
-MIGRATION_NAMES: tuple[str, ...] = ("001_people", "002_templates", "003_events", "004_audit")
+@MIGRATIONS(name="005_identity")
+def _m005_identity(db: Database) -> None:
+    """Employee ids unique regardless of case; the photo file's SHA-256 on each template.
+
+    A library that already holds two active people whose ids differ only in case keeps them
+    (nothing is lost); the unique index is then left out and the write path still refuses new
+    clashes.
+    """
+    db["people"].add_column("employee_key", str)
+    rows = db.execute("SELECT id, employee_id FROM people WHERE employee_id IS NOT NULL")
+    for person_id, employee_id in rows.fetchall():
+        db.execute("UPDATE people SET employee_key = ? WHERE id = ?",
+                   (name_key(employee_id), person_id))
+    clash = db.execute(
+        "SELECT employee_key FROM people WHERE active = 1 AND employee_key IS NOT NULL "
+        "GROUP BY employee_key HAVING count(*) > 1"
+    ).fetchone()
+    if clash is None:
+        db.execute(
+            "CREATE UNIQUE INDEX people_active_employee_key ON people (employee_key) "
+            "WHERE active = 1 AND employee_key IS NOT NULL"
+        )
+    else:
+        log.warning("Employee id %r is used by two active people; new clashes are refused.",
+                    clash[0])
+    db["templates"].add_column("content_sha256", str)
+    db["templates"].create_index(["person_id", "content_sha256"],
+                                 index_name="templates_content")
+
+
+@MIGRATIONS(name="006_admin")
+def _m006_admin(db: Database) -> None:
+    """The admin credential and lock-out, one row (the PIN used to live in settings.json).
+
+    ``protected`` is 1 once a PIN has guarded this library. A library that already held people
+    or events when this step ran counts as protected (its PIN was in settings.json), so losing
+    the credential asks for recovery instead of starting afresh.
+    """
+    db.execute(
+        """
+        CREATE TABLE admin (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            pin_hash TEXT,
+            protected INTEGER NOT NULL DEFAULT 0 CHECK (protected IN (0, 1)),
+            failures INTEGER NOT NULL DEFAULT 0 CHECK (failures >= 0),
+            locked_until TEXT,
+            updated TEXT NOT NULL
+        )
+        """
+    )
+    db.execute(
+        "INSERT INTO admin (id, protected, updated) VALUES (1, EXISTS (SELECT 1 FROM people) "
+        "OR EXISTS (SELECT 1 FROM events) OR EXISTS (SELECT 1 FROM audit WHERE action = "
+        "'set_pin'), ?)",
+        (_to_db_time(utc_now()),),
+    )
+
+
+MIGRATION_NAMES: tuple[str, ...] = ("001_people", "002_templates", "003_events", "004_audit",
+                                     "005_identity", "006_admin")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 
 # ---------------------------------------------------------------------------------------------
@@ -165,6 +224,7 @@ class Template:
     quality: float
     source: str | None
     created: datetime
+    content_sha256: str | None = None  # of the photo file it came from (None: a capture)
 
 
 @dataclass(frozen=True)
@@ -192,6 +252,16 @@ class AuditEntry:
     actor: str
     action: str
     details: str
+
+
+@dataclass(frozen=True)
+class AdminState:
+    """The admin credential and lock-out kept in the library (see ``_m006_admin``)."""
+
+    pin_hash: str | None = field(default=None, repr=False)
+    protected: bool = False  # a PIN has guarded this library (losing it needs recovery)
+    failures: int = 0
+    locked_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -245,7 +315,17 @@ def _clean_name(name: str) -> str:
         raise LibraryError(f"A person's name must be at most {MAX_NAME_LEN} characters.")
     if any(unicodedata.category(ch) == "Cc" for ch in cleaned):
         raise LibraryError("A person's name must not contain control characters.")
+    _refuse_hidden(cleaned, "A person's name")
     return cleaned
+
+
+def _refuse_hidden(text: str, what: str) -> None:
+    """Refuse bidirectional overrides and zero-width characters (they make look-alikes)."""
+    hidden = sorted({f"U+{ord(ch):04X}" for ch in text if unicodedata.category(ch) == "Cf"})
+    if hidden:
+        raise LibraryError(
+            f"{what} must not contain invisible formatting characters (bidirectional "
+            f"overrides, zero-width characters): found {', '.join(hidden)}.")
 
 
 def _clean_optional(value: str | None, what: str) -> str | None:
@@ -253,9 +333,10 @@ def _clean_optional(value: str | None, what: str) -> str | None:
         return None
     if not isinstance(value, str):
         raise LibraryError(f"The {what} must be text.")
-    cleaned = " ".join(value.split())
+    cleaned = unicodedata.normalize("NFC", " ".join(value.split()))
     if len(cleaned) > MAX_FIELD_LEN:
         raise LibraryError(f"The {what} must be at most {MAX_FIELD_LEN} characters.")
+    _refuse_hidden(cleaned, f"The {what}")
     return cleaned or None
 
 
@@ -301,6 +382,61 @@ def decode_crop(jpeg: bytes) -> np.ndarray:
 
 
 _READ_ONLY_MESSAGE = "The face library database is read-only; nothing was changed."
+BACKUPS_FOLDER = "backups"
+BACKUP_PREFIX = "faceguard-"
+
+
+def backups_dir(library_file: str | os.PathLike[str]) -> Path:
+    """The folder of automatic backups: ``backups/`` beside the database file."""
+    return Path(library_file).parent / BACKUPS_FOLDER
+
+
+def backup_name(reason: str, moment: datetime | None = None) -> str:
+    """``faceguard-20261128T161458123456Z-<reason>.db`` (name order is time order)."""
+    stamp = (moment or utc_now()).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{BACKUP_PREFIX}{stamp}-{reason}.db"
+
+
+def copy_database(source: sqlite3.Connection, dest: Path) -> None:
+    """Copy a database with SQLite's online backup API into ``dest`` (written atomically:
+    a temporary file in the same folder, fsync, rename). Raises sqlite3.Error / OSError."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    target = sqlite3.connect(partial)
+    try:
+        source.backup(target)
+        target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+    finally:
+        target.close()
+    with open(partial, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, dest)
+
+
+def _open_mode(file: Path, read_only: bool) -> str:
+    """How to open a library: 'rw'; 'ro' (SQLite ``mode=ro``) while a writer's ``-wal`` file
+    is there; otherwise 'immutable' (``immutable=1``), which reads the file as it is and never
+    creates ``-wal``/``-shm`` files (``mode=ro`` alone would leave them behind, read-only)."""
+    if not read_only:
+        return "rw"
+    return "ro" if file.with_name(file.name + "-wal").exists() else "immutable"
+
+
+def recovery_steps(library_file: Path | None) -> str:
+    """What to do about a damaged library (one line, for error messages)."""
+    where = backups_dir(library_file) if library_file else "the backups folder"
+    return (f"To recover: close FaceGuard and run `faceguard restore FILE` with the newest "
+            f"good backup in {where} (the damaged library is kept as a backup).")
+
+
+def _is_corrupt(exc: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT / SQLITE_NOTADB, or their messages."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    return (isinstance(code, int) and code & 0xFF in (11, 26)) or "malformed" in text \
+        or "not a database" in text
 
 
 def _translate(exc: sqlite3.Error, action: str, write: bool, busy_s: float) -> LibraryError:
@@ -355,6 +491,8 @@ class FaceLibrary:
         self._busy_timeout_s = busy_timeout_s
         self._lock = threading.RLock()
         self._conn = conn
+        self._damage: str | None = None  # why writes are refused (a failed integrity check)
+        self.open_mode = "memory" if path is None else ("ro" if read_only else "rw")
         self._db = self._setup(conn)
 
     # -- opening -------------------------------------------------------------------------------
@@ -399,16 +537,20 @@ class FaceLibrary:
         ):
             log.warning("Face library %s is not writable; opening it read-only.", file)
             read_only = True
-        uri = file.as_uri() + ("?mode=ro" if read_only else "?mode=rwc")
+        mode = _open_mode(file, read_only)
+        uri = file.as_uri() + {"rw": "?mode=rwc", "ro": "?mode=ro",
+                               "immutable": "?mode=ro&immutable=1"}[mode]
         try:
             conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, check_same_thread=False)
         except sqlite3.Error as exc:
             raise LibraryError(f"Cannot open the face library {file}: {exc}.") from exc
         try:
-            return cls(conn, path=file, read_only=read_only, busy_timeout_s=busy_timeout_s)
+            library = cls(conn, path=file, read_only=read_only, busy_timeout_s=busy_timeout_s)
         except BaseException:
             conn.close()
             raise
+        library.open_mode = mode
+        return library
 
     @classmethod
     def in_memory(cls) -> FaceLibrary:
@@ -443,7 +585,16 @@ class FaceLibrary:
                 "it was left unchanged."
             )
         pending = [m for m in MIGRATION_NAMES if m not in applied]
-        if self._read_only:
+        if self._path is not None:
+            try:
+                problems = self._run_check(conn, "quick_check")
+            except sqlite3.Error as exc:
+                raise self._error_for_open(exc, where) from exc
+            if problems:
+                self._mark_damaged(problems)
+                if pending:
+                    raise LibraryError(f"Cannot open the face library {where}: {self._damage}")
+        if self._read_only or self._damage:
             if pending:
                 raise LibraryError(
                     f"The face library {where} needs upgrading but is read-only; "
@@ -454,6 +605,8 @@ class FaceLibrary:
             if self._path is not None:
                 db.enable_wal()
             if pending:
+                if applied and self._path is not None:
+                    self._backup_before_migration(conn)
                 self._migrate(db)
         except sqlite3.Error as exc:
             raise self._error_for_open(exc, where) from exc
@@ -461,7 +614,34 @@ class FaceLibrary:
 
     def _error_for_open(self, exc: sqlite3.Error, where: str) -> LibraryError:
         err = _translate(exc, "opening", write=True, busy_s=self._busy_timeout_s)
-        return LibraryError(f"Cannot open the face library {where}: {err}")
+        steps = f" {recovery_steps(self._path)}" if "damaged" in str(err) else ""
+        return LibraryError(f"Cannot open the face library {where}: {err}{steps}")
+
+    @staticmethod
+    def _run_check(conn: sqlite3.Connection, pragma: str) -> list[str]:
+        """Problems found by ``PRAGMA quick_check`` / ``integrity_check`` (empty when ok)."""
+        rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}(20)")]
+        return [] if rows == ["ok"] else rows
+
+    def _mark_damaged(self, problems: list[str]) -> None:
+        first = problems[0] if problems else "unknown problem"
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        self._damage = (f"The face library {self._path} is damaged ({first}{more}); it can be "
+                        f"read where SQLite still can, but nothing is written to it. "
+                        f"{recovery_steps(self._path)}")
+        log.error("%s", self._damage)
+
+    def _backup_before_migration(self, conn: sqlite3.Connection) -> None:
+        assert self._path is not None
+        dest = backups_dir(self._path) / backup_name("pre-upgrade")
+        try:
+            copy_database(conn, dest)
+        except (sqlite3.Error, OSError) as exc:
+            raise LibraryError(
+                f"Cannot back up the face library to {dest} before upgrading it ({exc}); "
+                "nothing was changed."
+            ) from exc
+        log.info("Backed up the face library to %s before upgrading it.", dest)
 
     @staticmethod
     def _migrate(db: Database) -> None:
@@ -502,6 +682,60 @@ class FaceLibrary:
         with self._read("reading the journal mode"):
             return str(self._conn.execute("PRAGMA journal_mode").fetchone()[0])
 
+    @property
+    def damage(self) -> str | None:
+        """Why the library is considered damaged (writes refused), or None."""
+        return self._damage
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A second, read-only connection to the file (long reads need not hold the lock)."""
+        if self._path is None:
+            with self._lock:
+                yield self._conn
+            return
+        query = "?mode=ro&immutable=1" if self.open_mode == "immutable" else "?mode=ro"
+        conn = sqlite3.connect(self._path.as_uri() + query, uri=True,
+                               timeout=self._busy_timeout_s, check_same_thread=False)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def integrity_check(self, *, full: bool = True) -> list[str]:
+        """Run ``PRAGMA integrity_check`` (``quick_check`` unless ``full``) on the file.
+
+        Returns the problems found (empty when the library is sound); a damaged library
+        refuses writes from then on. Reads through a separate connection, so the kiosk keeps
+        logging meanwhile.
+        """
+        try:
+            with self._reader() as conn:
+                problems = self._run_check(conn, "integrity_check" if full else "quick_check")
+        except sqlite3.Error as exc:
+            problems = [str(exc)]
+            if not _is_corrupt(exc):
+                raise _translate(exc, "checking the library", False, self._busy_timeout_s) \
+                    from exc
+        if problems:
+            self._mark_damaged(problems)
+        return problems
+
+    def backup_to(self, dest: str | os.PathLike[str]) -> Path:
+        """Copy the library to ``dest`` with SQLite's online backup API (atomic, consistent
+        even while the kiosk writes). Returns the path; LibraryError when it fails."""
+        target = Path(dest).expanduser().absolute()
+        if self._path is not None and target == self._path:
+            raise LibraryError("A backup cannot replace the library it copies.")
+        try:
+            with self._reader() as conn:
+                copy_database(conn, target)
+        except (sqlite3.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise LibraryError(f"Cannot back up the face library to {target}: {reason}.") \
+                from exc
+        return target
+
     def close(self) -> None:
         """Close the database connection."""
         with self._lock:
@@ -519,6 +753,8 @@ class FaceLibrary:
             try:
                 yield
             except sqlite3.Error as exc:
+                if _is_corrupt(exc):
+                    self._mark_damaged([str(exc)])
                 raise _translate(exc, action, False, self._busy_timeout_s) from exc
 
     @contextlib.contextmanager
@@ -526,6 +762,8 @@ class FaceLibrary:
         """Run the block in one transaction; roll back and raise LibraryError on failure."""
         if self._read_only:
             raise LibraryError(_READ_ONLY_MESSAGE)
+        if self._damage:
+            raise LibraryError(f"Not {action}: {self._damage}")
         with self._lock:
             try:
                 if self._conn.in_transaction:  # nested: a savepoint inside the open transaction
@@ -546,6 +784,8 @@ class FaceLibrary:
                     self._db.rollback()
                     raise
             except sqlite3.Error as exc:
+                if _is_corrupt(exc):
+                    self._mark_damaged([str(exc)])
                 raise _translate(exc, action, True, self._busy_timeout_s) from exc
 
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
@@ -602,11 +842,15 @@ class FaceLibrary:
                 raise LibraryError(f"An active person named {row[0]!r} already exists.")
         if employee_id is not None:
             row = self._conn.execute(
-                "SELECT name FROM people WHERE active = 1 AND employee_id = ? AND id IS NOT ?",
-                (employee_id, exclude_id),
+                "SELECT name, employee_id FROM people WHERE active = 1 AND employee_key = ? "
+                "AND id IS NOT ?",
+                (name_key(employee_id), exclude_id),
             ).fetchone()
             if row:
-                raise LibraryError(f"Employee id {employee_id!r} already belongs to {row[0]!r}.")
+                same = "" if row[1] == employee_id else f" (as {row[1]!r})"
+                raise LibraryError(
+                    f"Employee id {employee_id!r} already belongs to {row[0]!r}{same}; "
+                    "employee ids are compared without regard to case.")
 
     def add_person(
         self,
@@ -624,9 +868,10 @@ class FaceLibrary:
         with self._write("adding a person"):
             self._check_unique(clean, emp, None)
             person_id = self._insert(
-                "INSERT INTO people (name, name_key, employee_id, department, active, created) "
-                "VALUES (?, ?, ?, ?, 1, ?)",
-                (clean, name_key(clean), emp, dept, _to_db_time(utc_now())),
+                "INSERT INTO people (name, name_key, employee_id, employee_key, department, "
+                "active, created) VALUES (?, ?, ?, ?, ?, 1, ?)",
+                (clean, name_key(clean), emp, _sql_name_key(emp), dept,
+                 _to_db_time(utc_now())),
             )
             self._audit_in_tx(actor, "add_person", {"id": person_id, "name": clean})
             return self._person_or_raise(person_id)
@@ -678,6 +923,7 @@ class FaceLibrary:
             changes["name_key"] = name_key(changes["name"])
         if not isinstance(employee_id, _Unset):
             changes["employee_id"] = _clean_optional(employee_id, "employee id")
+            changes["employee_key"] = _sql_name_key(changes["employee_id"])
         if not isinstance(department, _Unset):
             changes["department"] = _clean_optional(department, "department")
         if not isinstance(active, _Unset):
@@ -697,7 +943,7 @@ class FaceLibrary:
             self._db.execute(
                 f"UPDATE people SET {assignments} WHERE id = ?", [*changes.values(), person_id]
             )
-            details = {k: v for k, v in changes.items() if k != "name_key"}
+            details = {k: v for k, v in changes.items() if k not in ("name_key", "employee_key")}
             self._audit_in_tx(actor, "update_person", {"id": person_id, **details})
             return self._person_or_raise(person_id)
 
@@ -728,7 +974,8 @@ class FaceLibrary:
 
     # -- templates -----------------------------------------------------------------------------
 
-    _TEMPLATE_SQL = "SELECT id, person_id, model_id, dim, quality, source, created FROM templates"
+    _TEMPLATE_SQL = ("SELECT id, person_id, model_id, dim, quality, source, created, "
+                     "content_sha256 FROM templates")
 
     @staticmethod
     def _template(row: Sequence[Any]) -> Template:
@@ -740,6 +987,7 @@ class FaceLibrary:
             quality=float(row[4]),
             source=row[5],
             created=_from_db_time(row[6]),
+            content_sha256=row[7],
         )
 
     def add_template(
@@ -751,6 +999,7 @@ class FaceLibrary:
         crop_jpeg: bytes,
         source: str | None = None,
         *,
+        content_sha256: str | None = None,
         actor: str | None = None,
     ) -> Template:
         """Store a face template: the (L2-normalised) float32 embedding, the id of the model
@@ -765,7 +1014,7 @@ class FaceLibrary:
             self._person_or_raise(person_id)
             template_id = self._insert(
                 "INSERT INTO templates (person_id, embedding, dim, model_id, quality, crop_jpeg,"
-                " source, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                " source, created, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     person_id,
                     blob,
@@ -775,6 +1024,7 @@ class FaceLibrary:
                     bytes(crop_jpeg),
                     source,
                     _to_db_time(utc_now()),
+                    content_sha256,
                 ),
             )
             self._audit_in_tx(
@@ -1134,6 +1384,53 @@ class FaceLibrary:
                 (-1 if limit is None else int(limit), int(offset)),
             ).fetchall()
         return [AuditEntry(r[0], _from_db_time(r[1]), r[2], r[3], r[4]) for r in rows]
+
+    # -- admin credential ----------------------------------------------------------------------
+
+    def admin_state(self) -> AdminState:
+        """The admin PIN hash and lock-out state stored in the library."""
+        with self._read("reading the admin state"):
+            row = self._conn.execute(
+                "SELECT pin_hash, protected, failures, locked_until FROM admin WHERE id = 1"
+            ).fetchone()
+        if row is None:  # the row was deleted by hand: the library was protected
+            return AdminState(protected=True)
+        until = None if row[3] is None else _from_db_time(row[3])
+        return AdminState(row[0], bool(row[1]), int(row[2]), until)
+
+    def set_admin_lock(self, failures: int, locked_until: datetime | None) -> None:
+        """Record wrong PIN tries in a row and the end of a lock (None: not locked)."""
+        until = None if locked_until is None else _to_db_time(locked_until)
+        with self._write("recording the admin lock-out"):
+            self._db.execute(
+                "UPDATE admin SET failures = ?, locked_until = ?, updated = ? WHERE id = 1",
+                (max(0, int(failures)), until, _to_db_time(utc_now())),
+            )
+
+    def set_admin_pin(
+        self, pin_hash: str, *, actor: str | None, action: str = "set_pin", details: Any = ""
+    ) -> None:
+        """Store the admin PIN hash (clearing any lock-out), audited as ``action``."""
+        if not isinstance(pin_hash, str) or not pin_hash:
+            raise ValueError("pin_hash must be a non-empty string")
+        now = _to_db_time(utc_now())
+        with self._write("storing the admin PIN"):
+            self._db.execute(
+                "INSERT INTO admin (id, pin_hash, protected, failures, locked_until, updated) "
+                "VALUES (1, ?, 1, 0, NULL, ?) ON CONFLICT (id) DO UPDATE SET "
+                "pin_hash = excluded.pin_hash, protected = 1, failures = 0, "
+                "locked_until = NULL, updated = excluded.updated",
+                (pin_hash, now),
+            )
+            self._audit_in_tx(actor, action, details)
+
+    def has_records(self) -> bool:
+        """True when the library holds any person or event."""
+        with self._read("reading the library"):
+            row = self._conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM people) OR EXISTS (SELECT 1 FROM events)"
+            ).fetchone()
+        return bool(row[0])
 
 
 def _sql_name_key(value: str | None) -> str | None:
