@@ -21,13 +21,14 @@ import numpy as np
 
 from faceguard import __version__
 from faceguard.core.context import AppContext
-from faceguard.core.enrolment import Enroller, PhotoResult, image_files
+from faceguard.core.enrolment import EnrolMode, Enroller, LookAlike, PhotoResult
 from faceguard.core.recognition import Recogniser
 from faceguard.errors import FaceGuardError
 from faceguard.library.attendance import attendance, local_day_range
 from faceguard.library.database import Person
 from faceguard.library.export import attendance_to_csv, events_to_csv, format_timestamp
 from faceguard.vision.image_io import load_image
+from faceguard.wording import plural
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -73,8 +74,11 @@ def _print_results(results: Sequence[PhotoResult]) -> None:
             print(f"enrolled  {result.source}")
             if result.warning:
                 _err(f"warning: {result.source}: {result.warning}")
+        elif result.skipped:
+            print(f"skipped   {result.source}: {result.reason}")
         else:
             print(f"rejected  {result.source}: {result.reason}")
+
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -82,53 +86,46 @@ def _print_results(results: Sequence[PhotoResult]) -> None:
 def cmd_enroll(ctx: AppContext, args: argparse.Namespace) -> int:
     enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, actor="cli")
     paths = [Path(p) for p in args.images]
-    person, results = enroller.enroll_files(args.name, paths, employee_id=args.employee_id,
-                                            department=args.department)
+    person, results = enroller.enroll_files(
+        args.name, paths, employee_id=args.employee_id, department=args.department,
+        mode=EnrolMode.ADD if args.add else EnrolMode.NEW,
+        lookalike=LookAlike(args.if_lookalike), reason=args.reason,
+        accept_mismatch=args.accept_mismatch)
     _print_results(results)
     accepted = sum(r.accepted for r in results)
-    if person is None:
+    skipped = sum(r.skipped for r in results)
+    rejected = len(results) - accepted - skipped
+    owners = sorted({r.person_name for r in results if r.accepted and r.person_name})
+    if person is None and not owners:
+        if skipped and not rejected:
+            print(f"{args.name}: nothing new ({plural(skipped, 'photo')} already enrolled)")
+            return EXIT_OK
         raise CommandError(f"no photo of {args.name} could be enrolled "
-                           f"({len(results)} rejected)")
-    print(f"{person.name}: {accepted} of {len(results)} photos enrolled")
-    if accepted < len(results):
-        _err(f"{len(results) - accepted} of {len(results)} photos rejected")
+                           f"({rejected} rejected)")
+    who = person.name if person is not None else ", ".join(owners)
+    extra = f", {skipped} already enrolled" if skipped else ""
+    print(f"{who}: {accepted} of {plural(len(results), 'photo')} enrolled{extra}")
+    if rejected:
+        _err(f"{rejected} of {plural(len(results), 'photo')} rejected")
         return EXIT_PARTIAL
     return EXIT_OK
 
 
 def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
-    folder = Path(args.folder)
-    if not folder.is_dir():
-        raise CommandError(f"{folder} is not a folder")
-    people = sorted(p for p in folder.iterdir() if p.is_dir())
-    if not people:
-        raise CommandError(f"{folder} has no subfolders (one subfolder per person is expected)")
     enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, actor="cli")
-    jobs = [(p.name, image_files(p)) for p in people]
-    total = sum(len(files) for _, files in jobs)
-    progress = Progress(total, "importing")
-    done = 0
-    enrolled_people, photos_ok, rejected = 0, 0, []
-    for name, files in jobs:
-        checks = []
-        for path in files:
-            checks.append(enroller.check_file(path))
-            done += 1
-            progress(done)
-        person, results = enroller.enroll(name, checks)
-        enrolled_people += person is not None
-        photos_ok += sum(r.accepted for r in results)
-        rejected += [r for r in results if not r.accepted]
-        for result in results:
-            if result.warning:
-                _err(f"warning: {result.source}: {result.warning}")
-        if not files:
-            _err(f"warning: {name}: no photos")
-    for result in rejected:
+    progress = Progress(0, "importing")
+    summary = enroller.import_folder(Path(args.folder), progress=progress)
+    for source, warning in summary.warnings:
+        _err(f"warning: {source}: {warning}")
+    for name, why in summary.refused:
+        _err(f"warning: {name}: {why}")
+    for result in summary.rejected:
         print(f"rejected  {result.source}: {result.reason}")
-    print(f"imported {enrolled_people} of {len(jobs)} people, {photos_ok} of {total} photos; "
-          f"{len(rejected)} photos rejected")
-    return EXIT_PARTIAL if rejected or enrolled_people < len(jobs) else EXIT_OK
+    skipped = f", {summary.skipped} already enrolled" if summary.skipped else ""
+    print(f"imported {summary.people_enrolled} of {plural(summary.people, 'person', 'people')}, "
+          f"{summary.added} of {plural(summary.photos, 'photo')}; "
+          f"{plural(len(summary.rejected), 'photo')} rejected{skipped}")
+    return EXIT_OK if summary.complete else EXIT_PARTIAL
 
 
 def cmd_identify(ctx: AppContext, args: argparse.Namespace) -> int:
@@ -237,8 +234,8 @@ def cmd_people(ctx: AppContext, args: argparse.Namespace) -> int:
                 extra = ", ".join(x for x in (p.employee_id, p.department) if x)
                 state = "" if p.active else " [inactive]"
                 print(f"{p.name}{f' ({extra})' if extra else ''}: "
-                      f"{p.template_count} photos{state}")
-            print(f"{len(people)} people")
+                      f"{plural(p.template_count, 'photo')}{state}")
+            print(plural(len(people), "person", "people"))
     elif args.action == "rename":
         person = _person_by_name(ctx, args.name)
         library.rename_person(person.id, args.new_name, actor="cli")
@@ -279,14 +276,14 @@ def cmd_log(ctx: AppContext, args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.csv:
         events_to_csv(events, args.csv)
-        print(f"wrote {len(events)} events to {args.csv}")
+        print(f"wrote {plural(len(events), 'event')} to {args.csv}")
     else:
         for event in events:
             who = event.person_name or "unknown"
             similarity = "" if event.similarity is None else f"{event.similarity:.3f}"
             print(f"{format_timestamp(event.timestamp)}  {event.kiosk_id:<10} {event.decision:<8} "
                   f"{who:<24} {similarity}")
-        print(f"{len(events)} events")
+        print(plural(len(events), "event"))
     return EXIT_OK
 
 
@@ -326,6 +323,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--employee-id")
     p.add_argument("--department")
+    p.add_argument("--add", action="store_true",
+                   help="add the photos to the person already enrolled under this name (they "
+                   "must look like that person's photos)")
+    p.add_argument("--if-lookalike", choices=[m.value for m in LookAlike], default="refuse",
+                   help="when a face already matches someone else: refuse (default), merge "
+                   "(add it to them), replace (remove them, enrol this person) or force "
+                   "(enrol anyway; needs --reason)")
+    p.add_argument("--reason", help="why a conflict was resolved this way (kept in the audit)")
+    p.add_argument("--accept-mismatch", action="store_true",
+                   help="with --add: keep photos that do not look like the person's others")
     p.set_defaults(func=cmd_enroll)
 
     p = commands.add_parser("import", help="enrol a folder of people (one subfolder each)")
@@ -354,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("list", help="list enrolled people")
     a.add_argument("--all", action="store_true", help="include inactive people")
     a.add_argument("--json", action="store_true")
+    a.set_defaults(reads_only=True)  # never creates the data folder or a library
     a = actions.add_parser("rename", help="rename a person")
     a.add_argument("name")
     a.add_argument("new_name")
@@ -371,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attendance", action="store_true",
                    help="first in / last out per person per day instead of events")
     p.add_argument("--csv", metavar="FILE", help="write CSV to FILE")
-    p.set_defaults(func=cmd_log)
+    p.set_defaults(func=cmd_log, reads_only=True)
 
     p = commands.add_parser("bench", help="measure the latency of each pipeline stage")
     p.add_argument("--json", action="store_true")
@@ -380,14 +388,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="library sizes for the matching benchmark")
     p.set_defaults(func=cmd_bench)
 
+    p = commands.add_parser("soak", help="run the kiosk window on the demo for N minutes and "
+                            "report frames, events, memory and GUI stalls (JSON lines)")
+    p.add_argument("--minutes", dest="soak_minutes", type=_positive_float, default=60.0)
+    p.add_argument("--every", dest="soak_every", type=_positive_float, default=30.0,
+                   metavar="SECONDS", help="seconds between samples (default 30)")
+    p.set_defaults(func=None)
+
     _add_optional_commands(commands)
     return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
+    return value
 
 
 def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
     """Commands that live in their own modules (evaluation, kiosk runner)."""
     registrars: list[Callable[[argparse._SubParsersAction], None]] = []
-    for module_name in ("faceguard.evaluation.cli", "faceguard.kiosk.cli"):
+    for module_name in ("faceguard.evaluation.cli", "faceguard.kiosk.cli",
+                        "faceguard.core.library_cli"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ImportError:
@@ -402,7 +428,8 @@ def main(argv: Sequence[str] | None = None, open_gui: GuiOpener | None = None) -
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        ctx = AppContext(args.data_dir, min_face=args.min_face)
+        ctx = AppContext(args.data_dir, min_face=args.min_face,
+                         create=not getattr(args, "reads_only", False))
     except FaceGuardError as error:
         _err(str(error))
         return EXIT_ERROR

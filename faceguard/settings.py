@@ -107,6 +107,7 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "votes_window": lambda v: _check_int(v, 1, 100),
     "pin_hash": _check_pin_hash,
     "admin_lock_s": lambda v: _check_int(v, 10, 86_400),
+    "backups_keep": lambda v: _check_int(v, 0, 1000),
 }
 
 
@@ -120,6 +121,7 @@ class Settings:
     threshold was calibrated for, ``threshold_note`` says where that number comes from.
     A person is accepted when ``votes_required`` of the last ``votes_window`` frames agree;
     the same person is not logged twice within ``repeat_window_s`` seconds.
+    ``pin_hash`` is only read from older files: the admin PIN lives in the face library.
     """
 
     schema_version: int = SCHEMA_VERSION
@@ -134,8 +136,9 @@ class Settings:
     repeat_window_s: int = 300
     votes_required: int = 3
     votes_window: int = 5
-    pin_hash: str | None = field(default=None, repr=False)
+    pin_hash: str | None = field(default=None, repr=False)  # legacy: moved into the library
     admin_lock_s: int = 60
+    backups_keep: int = 7  # automatic daily backups kept in backups/ (0: none)
 
     def __post_init__(self) -> None:
         """Reject invalid values with a user-facing message."""

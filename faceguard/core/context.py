@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from faceguard.errors import LibraryError
+from faceguard.library.backup import KioskLock, hold_kiosk_lock
 from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import UNCALIBRATED_THRESHOLD, Matcher
 from faceguard.paths import data_dir
@@ -66,6 +67,7 @@ class AppContext:
                  create: bool = True) -> None:
         self.data_dir = data_dir(data_folder)
         self.create = create
+        self._kiosk_lock: KioskLock | None = None
         self.settings = settings or load_settings(self.data_dir)
         self.min_face = int(min_face or self.settings.min_face_px)
 
@@ -125,6 +127,16 @@ class AppContext:
             np.stack(crops)), actor="system")
         return result.updated
 
+    def hold_kiosk_lock(self) -> None:
+        """Mark the data folder as used by a running kiosk until :meth:`close` (a restore
+        refuses meanwhile); see :class:`faceguard.library.backup.KioskLock`."""
+        if getattr(self, "_kiosk_lock", None) is None and self.data_dir.is_dir():
+            self._kiosk_lock = hold_kiosk_lock(self.data_dir)
+
     def close(self) -> None:
         if "library" in self.__dict__:
             self.library.close()
+        lock = getattr(self, "_kiosk_lock", None)
+        if lock is not None:
+            lock.release()
+            self._kiosk_lock = None

@@ -28,6 +28,7 @@ from faceguard.kiosk.decisions import (
     Verdict,
     utc_clock,
 )
+from faceguard.library.backup import DailyMaintenance
 from faceguard.library.database import FaceLibrary, encode_crop
 from faceguard.library.matcher import Matcher
 from faceguard.vision.engine import FaceEngine
@@ -107,6 +108,7 @@ class KioskPipeline:
         self.process_max_side = process_max_side
         self.frames = 0
         self.on_logged: Callable[[KioskEvent], None] | None = None
+        self.housekeeping: Callable[[], object] | None = None  # run now and then by the loop
 
     @property
     def kiosk_id(self) -> str:
@@ -193,5 +195,8 @@ def pipeline_for(ctx: AppContext, *, clock: Clock = utc_clock) -> KioskPipeline:
     settings = ctx.settings
     decider = Decider(DecisionPolicy.from_settings(settings), settings.kiosk_name,
                       history=LibraryHistory(ctx.library))
-    return KioskPipeline(ctx.engine, ctx.matcher, ctx.library, decider,
-                         min_face=ctx.min_face, clock=clock)
+    pipeline = KioskPipeline(ctx.engine, ctx.matcher, ctx.library, decider,
+                             min_face=ctx.min_face, clock=clock)
+    ctx.hold_kiosk_lock()  # no restore while the kiosk runs
+    pipeline.housekeeping = DailyMaintenance(ctx.library, ctx.settings.backups_keep)
+    return pipeline

@@ -39,6 +39,8 @@ OPEN_TIMEOUT_S = 10.0
 BACKOFF_START_S = 0.5
 BACKOFF_MAX_S = 10.0
 STATS_EVERY_S = 1.0
+HOUSEKEEPING_FIRST_S = 600.0  # the library was just checked at open
+HOUSEKEEPING_EVERY_S = 3600.0  # how often the loop asks whether the daily check is due
 
 SourceState = Literal["opening", "live", "stalled", "reconnecting", "failed", "ended",
                       "stopped"]
@@ -221,7 +223,8 @@ class KioskLoop:
                  hooks: LoopHooks | None = None, *, realtime: bool = True,
                  max_frames: int | None = None, stale_after_s: float = STALE_AFTER_S,
                  open_timeout_s: float = OPEN_TIMEOUT_S, backoff_start_s: float = BACKOFF_START_S,
-                 backoff_max_s: float = BACKOFF_MAX_S, retry_first_open: bool = True) -> None:
+                 backoff_max_s: float = BACKOFF_MAX_S, retry_first_open: bool = True,
+                 housekeeping: Callable[[], object] | None = None) -> None:
         self.open_source = open_source
         self.pipeline = pipeline
         self.hooks = hooks or LoopHooks()
@@ -232,6 +235,8 @@ class KioskLoop:
         self.backoff_start_s = backoff_start_s
         self.backoff_max_s = backoff_max_s
         self.retry_first_open = retry_first_open
+        # The daily library check and backup (the pipeline's, by default), in its own thread.
+        self.housekeeping = housekeeping or getattr(pipeline, "housekeeping", None)
         self._stop = threading.Event()
         self.summary = LoopSummary()
 
@@ -247,6 +252,9 @@ class KioskLoop:
         """Run until done; returns the summary (also kept in ``self.summary``)."""
         backoff = self.backoff_start_s
         ever_live = False
+        if self.housekeeping is not None:
+            threading.Thread(target=self._housekeep, name="faceguard-housekeeping",
+                             daemon=True).start()
         while not self._stop.is_set():
             source = self.open_source()
             describe = source.spec.describe()
@@ -278,6 +286,17 @@ class KioskLoop:
         if self._stop.is_set():
             self.hooks.status(SourceStatus("stopped", "stopped", ""))
         return self.summary
+
+    def _housekeep(self) -> None:
+        """Call the housekeeping job now and then until the loop stops; it never stops the
+        loop (a failure is logged)."""
+        wait = HOUSEKEEPING_FIRST_S
+        while not self._stop.wait(wait) and self.housekeeping is not None:
+            wait = HOUSEKEEPING_EVERY_S
+            try:
+                self.housekeeping()
+            except Exception:
+                log.exception("library housekeeping failed")
 
     def _consume(self, slot: FrameSlot, grabber: Grabber, describe: str,
                  live: bool) -> str | None:
