@@ -96,17 +96,17 @@ def cmd_enroll(ctx: AppContext, args: argparse.Namespace) -> int:
     skipped = sum(r.skipped for r in results)
     rejected = len(results) - accepted - skipped
     owners = sorted({r.person_name for r in results if r.accepted and r.person_name})
-    if person is None and not owners:
+    if not accepted:
         if skipped and not rejected:
             print(f"{args.name}: nothing new ({plural(skipped, 'photo')} already enrolled)")
             return EXIT_OK
         raise CommandError(f"no photo of {args.name} could be enrolled "
                            f"({rejected} rejected)")
-    who = person.name if person is not None else ", ".join(owners)
+    who = ", ".join(owners) or (person.name if person is not None else args.name)
     extra = f", {skipped} already enrolled" if skipped else ""
-    print(f"{who}: {accepted} of {plural(len(results), 'photo')} enrolled{extra}")
+    print(f"{who}: {accepted} of {len(results)} photos enrolled{extra}")
     if rejected:
-        _err(f"{rejected} of {plural(len(results), 'photo')} rejected")
+        _err(f"{rejected} of {len(results)} photos rejected")
         return EXIT_PARTIAL
     return EXIT_OK
 
@@ -123,7 +123,7 @@ def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
         print(f"rejected  {result.source}: {result.reason}")
     skipped = f", {summary.skipped} already enrolled" if summary.skipped else ""
     print(f"imported {summary.people_enrolled} of {plural(summary.people, 'person', 'people')}, "
-          f"{summary.added} of {plural(summary.photos, 'photo')}; "
+          f"{summary.added} of {summary.photos} photos; "
           f"{plural(len(summary.rejected), 'photo')} rejected{skipped}")
     return EXIT_OK if summary.complete else EXIT_PARTIAL
 
@@ -443,7 +443,10 @@ def main(argv: Sequence[str] | None = None, open_gui: GuiOpener | None = None) -
             if open_gui is None:
                 raise CommandError("no command given (see faceguard --help)")
             return int(open_gui(ctx, args))
-        return int(func(ctx, args))
+        code = int(func(ctx, args))
+        if "library" in ctx.__dict__ and ctx.library.damage:  # a read that still worked
+            _err(f"warning: {ctx.library.damage}")
+        return code
     except FaceGuardError as error:
         _err(str(error))
         return EXIT_ERROR

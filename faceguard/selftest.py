@@ -13,7 +13,9 @@ import numpy as np
 from faceguard.core.context import AppContext
 from faceguard.core.enrolment import Enroller
 from faceguard.core.recognition import Recogniser
-from faceguard.errors import FaceGuardError
+from faceguard.errors import FaceGuardError, LibraryError
+from faceguard.library.backup import check_library_file
+from faceguard.library.database import FaceLibrary, recovery_steps
 from faceguard.paths import models_dir, resources_dir
 from faceguard.vision.image_io import load_image
 from faceguard.vision.onnx_model import file_sha256, manifest_entry
@@ -44,6 +46,26 @@ def run_self_test(base: AppContext) -> int:
         return f"{len(names)} model files match their SHA-256 ({', '.join(names)})"
 
     results.append(_check("model files", models))
+
+    def library() -> str:
+        path = base.library_path
+        if not path.is_file():
+            return f"no face library at {path} yet"
+        try:
+            with FaceLibrary.open(path, read_only=True) as opened:
+                problems = opened.integrity_check(full=True)
+        except LibraryError as error:
+            if "needs upgrading" not in str(error):
+                raise
+            check_library_file(path)  # an older schema: upgraded at the next start
+            problems = []
+        if problems:
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            raise AssertionError(f"{path} is damaged: {problems[0]}{more}. "
+                                 f"{recovery_steps(path)}")
+        return f"{path}: PRAGMA integrity_check ok"
+
+    results.append(_check("face library", library))
     with tempfile.TemporaryDirectory(prefix="faceguard-selftest-") as folder:
         ctx = AppContext(folder, settings=base.settings)
         portrait = resources_dir() / "demo" / "astronaut.png"

@@ -371,6 +371,27 @@ def test_pin_lock_out_after_five_wrong_tries(qtbot, ctx: AppContext) -> None:  #
     assert actions.count("admin_locked") == 1 and actions[-1] == "admin_unlock"
 
 
+def test_a_protected_library_without_its_pin_shows_recovery_not_first_run(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    from PySide6.QtWidgets import QMessageBox
+
+    AdminGate(ctx).store_hash(hash_pin("258013", n=2**10))
+    ctx.library.db.conn.execute("UPDATE admin SET pin_hash = NULL")  # the credential is lost
+    ctx.library.db.conn.commit()
+    shown: list[QDialog] = []
+
+    def record(dialog: QDialog) -> int:
+        qtbot.addWidget(dialog)
+        shown.append(dialog)
+        return QDialog.DialogCode.Rejected
+
+    gate = AdminGate(ctx, opener=record)
+    assert not gate.ask(None, "open the settings")
+    assert not gate.set_pin(None, first_run=True)
+    assert len(shown) == 2 and all(isinstance(d, QMessageBox) for d in shown)
+    assert "admin reset-pin" in shown[0].text()  # type: ignore[attr-defined]
+
+
 # -- live view -------------------------------------------------------------------------------
 
 def test_live_view_never_shows_an_old_frame_as_live(qtbot) -> None:  # type: ignore[no-untyped-def]

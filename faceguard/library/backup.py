@@ -142,11 +142,12 @@ def prune_backups(library_file: Path, keep: int, reason: str = "auto") -> list[P
 
 
 def backup_library(library: FaceLibrary, dest: str | os.PathLike[str] | None = None, *,
-                   reason: str = "manual") -> Path:
-    """Copy the library to ``dest`` (default: ``backups/`` with a timestamped name)."""
+                   reason: str = "manual", moment: datetime | None = None) -> Path:
+    """Copy the library to ``dest`` (default: ``backups/``, named with ``moment`` or now)."""
     if library.path is None:
         raise LibraryError("An in-memory library cannot be backed up to a file.")
-    target = Path(dest) if dest is not None else backups_dir(library.path) / backup_name(reason)
+    target = Path(dest) if dest is not None else \
+        backups_dir(library.path) / backup_name(reason, moment)
     return library.backup_to(target)
 
 
@@ -187,7 +188,8 @@ class DailyMaintenance:
             return None
         if self.keep <= 0:
             return None
-        path = backup_library(self.library, reason="auto")
+        path = backup_library(self.library, reason="auto",
+                              moment=datetime.fromtimestamp(self.last_run, UTC))
         assert self.library.path is not None
         prune_backups(self.library.path, self.keep)
         log.info("daily check passed; backed up the face library to %s", path)

@@ -141,7 +141,7 @@ def _m005_identity(db: Database) -> None:
     (nothing is lost); the unique index is then left out and the write path still refuses new
     clashes.
     """
-    db["people"].add_column("employee_key", str)
+    db.table("people").add_column("employee_key", str)
     rows = db.execute("SELECT id, employee_id FROM people WHERE employee_id IS NOT NULL")
     for person_id, employee_id in rows.fetchall():
         db.execute("UPDATE people SET employee_key = ? WHERE id = ?",
@@ -158,8 +158,8 @@ def _m005_identity(db: Database) -> None:
     else:
         log.warning("Employee id %r is used by two active people; new clashes are refused.",
                     clash[0])
-    db["templates"].add_column("content_sha256", str)
-    db["templates"].create_index(["person_id", "content_sha256"],
+    db.table("templates").add_column("content_sha256", str)
+    db.table("templates").create_index(["person_id", "content_sha256"],
                                  index_name="templates_content")
 
 
@@ -589,7 +589,9 @@ class FaceLibrary:
             try:
                 problems = self._run_check(conn, "quick_check")
             except sqlite3.Error as exc:
-                raise self._error_for_open(exc, where) from exc
+                if not _is_corrupt(exc):
+                    raise self._error_for_open(exc, where) from exc
+                problems = [str(exc)]  # still open it: reads work where SQLite can
             if problems:
                 self._mark_damaged(problems)
                 if pending:
@@ -621,7 +623,10 @@ class FaceLibrary:
     def _run_check(conn: sqlite3.Connection, pragma: str) -> list[str]:
         """Problems found by ``PRAGMA quick_check`` / ``integrity_check`` (empty when ok)."""
         rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}(20)")]
-        return [] if rows == ["ok"] else rows
+        if rows == ["ok"]:
+            return []
+        lines = [line.strip() for row in rows for line in row.splitlines()]
+        return [line for line in lines if line and not line.startswith("***")] or rows
 
     def _mark_damaged(self, problems: list[str]) -> None:
         first = problems[0] if problems else "unknown problem"
