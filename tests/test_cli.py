@@ -132,7 +132,7 @@ def test_people_rename_remove_and_log_csv(data_dir: Path, tmp_path: Path,
     text = csv_file.read_text()
     assert "Eileen" in text and "unknown" in text
     assert run(data_dir, "log", "--person", "Eileen") == EXIT_OK
-    assert "1 events" in capsys.readouterr().out
+    assert "1 event\n" in capsys.readouterr().out
     assert run(data_dir, "people", "remove", "Eileen") == EXIT_OK
     assert run(data_dir, "people", "list") == EXIT_OK
     assert "0 people" in capsys.readouterr().out
@@ -181,7 +181,7 @@ def test_unusable_data_folder_is_a_clear_error(tmp_path: Path, test_embedder_fil
     assert "data folder" in err and "Traceback" not in err
 
 
-def test_import_folder_with_summary_and_lookalike_warning(
+def test_import_folder_with_summary_and_lookalike_refusal(
         data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "people"
     (folder / "Eileen").mkdir(parents=True)
@@ -193,9 +193,10 @@ def test_import_folder_with_summary_and_lookalike_warning(
     _save(folder / "Nobody" / "blank.png", np.zeros((120, 120, 3), np.uint8))
     assert run(data_dir, "import", str(folder)) == EXIT_PARTIAL
     out, err = capsys.readouterr()
-    assert "imported 2 of 3 people, 2 of 3 photos; 1 photos rejected" in out
+    # The twin's photo is Eileen's face: refused by default, naming both people.
+    assert "imported 1 of 3 people, 1 of 3 photos; 2 photos rejected" in out
     assert "blank.png: no face found" in out
-    assert "already matches Eileen" in err
+    assert "same.png: this face already matches Eileen" in out and "as Twin" in out
     assert "importing" in err
 
 

@@ -151,15 +151,38 @@ def test_enrol_dialog_from_files_accepts_and_rejects_with_reasons(
     assert dict(dialog.result_texts())["astronaut.png"] == "✓ enrolled"
     assert not dialog.enrol_button.isEnabled()
 
-    # The same face under another name: enrolled, with a look-alike warning.
+    # The same face under another name: refused, naming both; the dialog then offers the
+    # resolutions, and "enrol anyway" needs a reason that goes to the audit.
     other = EnrolDialog(ctx, SyncRunner())
     qtbot.addWidget(other)
     other.name.setText("Someone Else")
     other.add_files([ASTRONAUT])
+    assert not other.form.isRowVisible(other.lookalike)
     other.enrol()
     result = dict(other.result_texts())["astronaut.png"]
-    assert "already matches Ana Lima" in result
-    assert "Warning" in other.status.text()
+    assert "already matches Ana Lima" in result and "as Someone Else" in result
+    assert other.status.text().startswith("Nothing was enrolled")
+    assert other.form.isRowVisible(other.lookalike) and other.enrol_button.isEnabled()
+    other.lookalike.setCurrentIndex(other.lookalike.findData("force"))
+    other.enrol()
+    assert "needs a reason" in other.status.text()
+    other.reason.setText("twins; checked by HR")
+    with qtbot.waitSignal(other.enrolled, timeout=10_000):
+        other.enrol()
+    assert dict(other.result_texts())["astronaut.png"].startswith("✓ enrolled")
+    assert "enrol_resolved" in [a.action for a in ctx.library.list_audit(limit=5)]
+
+    # Typing an enrolled name offers to add the photos to that person instead.
+    more = EnrolDialog(ctx, SyncRunner())
+    qtbot.addWidget(more)
+    more.name.setText("ana  lima")
+    assert more.add_existing.isVisibleTo(more) and "Ana Lima" in more.add_existing.text()
+    more.add_files([ASTRONAUT])
+    more.enrol()
+    assert "already enrolled" in more.status.text()  # not ticked: refused
+    more.add_existing.setChecked(True)
+    more.enrol()
+    assert "already enrolled for this person" in dict(more.result_texts())["astronaut.png"]
 
 
 def test_enrol_dialog_needs_a_name_and_a_good_photo(
@@ -529,7 +552,7 @@ def test_bulk_import_lists_every_photo(qtbot, ctx: AppContext,  # type: ignore[n
                     ("Eileen Collins", "b.png", "✗ no face found"),
                     ("Nobody", "c.png", "✗ no face found")]
     assert dialog.progress.value() == dialog.progress.maximum() == 3
-    assert "Imported 1 people: 1 photos kept, 2 rejected" in dialog.status.text()
+    assert "Imported 1 of 2 people: 1 photo added, 2 rejected." in dialog.status.text()
     assert [p.name for p in ctx.library.list_people()] == ["Eileen Collins"]
 
 

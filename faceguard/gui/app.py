@@ -19,6 +19,8 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.gui.main_window import MainWindow
+from faceguard.gui.qt_binding import check_binding
+from faceguard.gui.soak import SoakRun
 from faceguard.gui.theme import apply_theme
 from faceguard.gui.threading import ThreadRunner
 from faceguard.kiosk.demo import DemoSession, prepare_demo
@@ -61,7 +63,9 @@ def quit_on_signals(app: QApplication) -> Callable[[], None]:
 def run_gui(ctx: AppContext, args: argparse.Namespace) -> int:
     """Open the kiosk window and run until it is closed; returns the exit code."""
     app = application()
-    demo = bool(getattr(args, "demo", False))
+    check_binding()
+    soak_minutes: float | None = getattr(args, "soak_minutes", None)
+    demo = bool(getattr(args, "demo", False)) or soak_minutes is not None
     source = getattr(args, "source", None)
     kiosk = bool(getattr(args, "kiosk", False))
     session: DemoSession | None = None
@@ -83,8 +87,17 @@ def run_gui(ctx: AppContext, args: argparse.Namespace) -> int:
     else:
         window.show()
     restore_signals = quit_on_signals(app)
+    soak: SoakRun | None = None
+    if soak_minutes is not None:
+        soak = SoakRun(window, soak_minutes, every_s=getattr(args, "soak_every", 30.0),
+                       quit_app=app.quit)
+        soak.start()
     try:
-        return int(app.exec())
+        code = int(app.exec())
+        if soak is not None:
+            soak.finish()  # a no-op unless stopped early (SIGINT/SIGTERM): report what was seen
+            return soak.exit_code or code
+        return code
     finally:
         restore_signals()
         window.shutdown()

@@ -14,6 +14,8 @@ from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
+    QComboBox,
     QDialog,
     QFileDialog,
     QFormLayout,
@@ -30,18 +32,35 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard.core.context import AppContext
-from faceguard.core.enrolment import Enroller, PhotoCheck, PhotoResult, image_files
+from faceguard.core.enrolment import (
+    Enroller,
+    EnrolMode,
+    ImportSummary,
+    LookAlike,
+    PhotoCheck,
+    PhotoResult,
+    image_files,
+    person_folders,
+)
+from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.gui.admin import ACTOR
 from faceguard.gui.threading import Runner, Task, Worker
 from faceguard.gui.worker import to_qimage
 from faceguard.library.database import Person
+from faceguard.wording import plural
 
 THUMB = 64
 CAPTURE_FRAMES = 6
 CAPTURE_INTERVAL_MS = 350
 
 FrameProvider = Callable[[], np.ndarray | None]
+LOOKALIKE_CHOICES = (
+    ("Refuse the photo", LookAlike.REFUSE),
+    ("Add the photo to the person it matches", LookAlike.MERGE),
+    ("Replace the person it matches with this one", LookAlike.REPLACE),
+    ("Enrol it anyway (give a reason)", LookAlike.FORCE),
+)
 
 
 def thumbnail(crop: np.ndarray | None) -> QIcon:
@@ -98,10 +117,27 @@ class EnrolDialog(QDialog):
         if person is not None:
             for field in (self.name, self.employee_id, self.department):
                 field.setReadOnly(True)
+        self.add_existing = QCheckBox("Add these photos to the person already enrolled under "
+                                      "this name")
+        self.add_existing.setVisible(False)
+        self.name.textChanged.connect(self._name_changed)
+        self.lookalike = QComboBox()
+        for text, choice in LOOKALIKE_CHOICES:
+            self.lookalike.addItem(text, choice.value)
+        self.reason = QLineEdit()
+        self.reason.setPlaceholderText("Why (kept in the audit log; needed to enrol anyway)")
+        self.accept_mismatch = QCheckBox("Keep photos that do not look like this person's "
+                                         "other photos")
         form = QFormLayout()
+        self.form = form
         form.addRow("Name", self.name)
+        form.addRow("", self.add_existing)
         form.addRow("Employee id", self.employee_id)
         form.addRow("Department", self.department)
+        form.addRow("If a face matches someone else", self.lookalike)
+        form.addRow("Reason", self.reason)
+        form.addRow("", self.accept_mismatch)
+        self._show_resolution(lookalike=False, mismatch=False)
 
         self.add_files_button = QPushButton("Add photos…")
         self.add_folder_button = QPushButton("Add a folder…")
@@ -232,9 +268,30 @@ class EnrolDialog(QDialog):
 
     @property
     def ready_checks(self) -> list[PhotoCheck]:
-        """Checked, accepted photos not yet enrolled."""
+        """Checked, accepted photos not yet enrolled (or refused for a conflict to resolve)."""
         return [row.check for row in self.rows
-                if row.check is not None and row.check.ok and row.result is None]
+                if row.check is not None and row.check.ok
+                and (row.result is None or row.result.conflict is not None)]
+
+    @property
+    def mode(self) -> EnrolMode:
+        if self.person is not None or self.add_existing.isChecked():
+            return EnrolMode.ADD
+        return EnrolMode.NEW
+
+    def _name_changed(self, text: str) -> None:
+        existing = self.enroller.existing(text) if text.strip() and self.person is None else None
+        self.add_existing.setVisible(existing is not None)
+        if existing is None:
+            self.add_existing.setChecked(False)
+        else:
+            self.add_existing.setText(f"Add these photos to {existing.name}, who is already "
+                                      "enrolled")
+
+    def _show_resolution(self, *, lookalike: bool, mismatch: bool) -> None:
+        for widget, visible in ((self.lookalike, lookalike), (self.reason, lookalike),
+                                (self.accept_mismatch, mismatch)):
+            self.form.setRowVisible(widget, visible)
 
     def enrol(self) -> None:
         """Store the accepted photos as the person's templates."""
@@ -250,8 +307,14 @@ class EnrolDialog(QDialog):
         employee_id = self.employee_id.text().strip() or None
         department = self.department.text().strip() or None
         enroller = self.enroller
+        mode = self.mode
+        lookalike = LookAlike(self.lookalike.currentData())
+        reason = self.reason.text().strip() or None
+        accept_mismatch = self.accept_mismatch.isChecked()
         task = Task(lambda t: enroller.enroll(name, checks, employee_id=employee_id,
-                                              department=department))
+                                              department=department, mode=mode,
+                                              lookalike=lookalike, reason=reason,
+                                              accept_mismatch=accept_mismatch))
         self._run(task, self._enrolled, f"Enrolling {len(checks)} photos of {name}…")
 
     def _enrolled(self, outcome: object) -> None:
@@ -260,23 +323,40 @@ class EnrolDialog(QDialog):
         by_source = {r.source: r for r in results}
         for index, row in enumerate(self.rows):
             result = by_source.get(row.source)
-            if result is not None and row.result is None and row.check is not None \
-                    and row.check.ok:
+            if result is not None and row.check is not None and row.check.ok and \
+                    (row.result is None or row.result.conflict is not None):
                 row.result = result
                 self._show_row(index)
         kept = sum(r.accepted for r in results)
         warnings = [r.warning for r in results if r.warning]
-        if person is None:
-            self.status.setText("Nothing was enrolled.")
+        conflicts = [r for r in results if r.conflict]
+        self._show_resolution(
+            lookalike=any(r.conflict == "lookalike" for r in conflicts)
+            or self.lookalike.currentData() != LookAlike.REFUSE.value,
+            mismatch=any(r.conflict == "mismatch" for r in conflicts)
+            or self.accept_mismatch.isChecked())
+        if person is None and not kept:
+            self.status.setText(f"Nothing was enrolled: {conflicts[0].reason}." if conflicts
+                                else "Nothing was enrolled.")
+            theme.set_role(self.status, "error")
+            self._update_buttons()
+            return
+        if person is None:  # every photo went to the person it matched (merge)
+            owner = next(r.person_name for r in results if r.accepted)
+            self.status.setText(f"Added {plural(kept, 'photo')} to {owner}.")
+            self.enrolled.emit(self.enroller.existing(owner or ""))
+            self._update_buttons()
             return
         self.person = person
         for field in (self.name, self.employee_id, self.department):
             field.setReadOnly(True)
-        text = f"Enrolled {person.name}: {kept} photo{'s' if kept != 1 else ''} kept."
-        if warnings:
+        text = f"Enrolled {person.name}: {plural(kept, 'photo')} kept."
+        if conflicts:
+            text += f" Refused: {conflicts[0].reason}."
+        elif warnings:
             text += f" Warning: {warnings[0]}."
         self.status.setText(text)
-        theme.set_role(self.status, "error" if warnings else "ok")
+        theme.set_role(self.status, "error" if warnings or conflicts else "ok")
         self.enrolled.emit(person)
         self._update_buttons()
 
@@ -334,7 +414,8 @@ class EnrolDialog(QDialog):
         if row.check is not None and row.check.observation is not None:
             photo.setIcon(thumbnail(row.check.observation.crop))
         if row.result is not None:
-            text = "✓ enrolled" if row.result.accepted else f"✗ {row.result.reason}"
+            mark = "✓" if row.result.accepted else "–" if row.result.skipped else "✗"
+            text = f"{mark} enrolled" if row.result.accepted else f"{mark} {row.result.reason}"
             if row.result.warning:
                 text += f"  ⚠ {row.result.warning}"
         elif row.check is not None:
@@ -387,7 +468,7 @@ class ImportWorker(Worker):
 
     progress = Signal(int, int)
     photo = Signal(str, str, bool, str)  # person, photo, accepted, reason or warning
-    done = Signal(int, int, int)  # people enrolled, photos kept, photos rejected
+    done = Signal(object)  # ImportSummary
 
     def __init__(self, enroller: Enroller, folder: Path) -> None:
         super().__init__()
@@ -395,29 +476,15 @@ class ImportWorker(Worker):
         self.folder = folder
 
     def work(self) -> None:
-        people = sorted(p for p in self.folder.iterdir() if p.is_dir())
-        jobs = [(p.name, image_files(p)) for p in people]
-        total = sum(len(files) for _, files in jobs)
-        done = enrolled = kept = rejected = 0
-        self.progress.emit(0, max(total, 1))
-        for name, files in jobs:
-            if self.cancelled:
-                return
-            checks = []
-            for path in files:
-                if self.cancelled:
-                    return
-                checks.append(self.enroller.check_file(path))
-                done += 1
-                self.progress.emit(done, total)
-            person, results = self.enroller.enroll(name, checks)
-            enrolled += person is not None
-            for result in results:
-                kept += result.accepted
-                rejected += not result.accepted
-                note = result.warning or "" if result.accepted else result.reason or ""
-                self.photo.emit(name, Path(result.source).name, result.accepted, note)
-        self.done.emit(enrolled, kept, rejected)
+        summary = self.enroller.import_folder(
+            self.folder, progress=self.progress.emit, on_result=self._result,
+            cancelled=lambda: self.cancelled)
+        if not self.cancelled:
+            self.done.emit(summary)
+
+    def _result(self, name: str, result: PhotoResult) -> None:
+        note = (result.warning or "") if result.accepted else (result.reason or "")
+        self.photo.emit(name, Path(result.source).name, result.accepted, note)
 
 
 class ImportDialog(QDialog):
@@ -461,8 +528,10 @@ class ImportDialog(QDialog):
 
     def import_folder(self, folder: Path) -> None:
         """Start importing (in a worker)."""
-        if not folder.is_dir() or not any(p.is_dir() for p in folder.iterdir()):
-            self.status.setText(f"{folder} has no subfolders (one per person is expected).")
+        try:
+            person_folders(folder)
+        except FaceGuardError as error:
+            self.status.setText(f"{error}.")
             return
         enroller = Enroller(self.ctx.engine, self.ctx.library, self.ctx.matcher,
                             self.ctx.min_face, actor=ACTOR)
@@ -496,8 +565,13 @@ class ImportDialog(QDialog):
         self.table.setItem(row, 1, QTableWidgetItem(photo))
         self.table.setItem(row, 2, result)
 
-    def _done(self, people: int, kept: int, rejected: int) -> None:
-        self.status.setText(f"Imported {people} people: {kept} photos kept, {rejected} rejected.")
+    def _done(self, summary: ImportSummary) -> None:
+        skipped = f", {summary.skipped} already enrolled" if summary.skipped else ""
+        refused = "".join(f" {name}: {why}." for name, why in summary.refused)
+        self.status.setText(
+            f"Imported {summary.people_enrolled} of {plural(summary.people, 'person', 'people')}"
+            f": {plural(summary.added, 'photo')} added, {len(summary.rejected)} rejected"
+            f"{skipped}.{refused}")
         self.imported.emit()
 
     def closeEvent(self, event: object) -> None:

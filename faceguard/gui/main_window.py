@@ -74,7 +74,8 @@ class MainWindow(QMainWindow):
         self._pending: SourceSpec | None = None
         self.kiosk_mode = False
         self.latest_image: QImage | None = None
-        self.events_seen: list[KioskEvent] = []
+        self.events_count = 0  # events shown since the window opened (a count: kept for weeks)
+        self.last_stats: LoopStats | None = None
         self.logs: list[LogsDialog] = []
         self.setWindowTitle("FaceGuard")
         self.resize(1200, 780)
@@ -230,7 +231,7 @@ class MainWindow(QMainWindow):
             self.worker.frame_taken()
 
     def on_event(self, event: KioskEvent) -> None:
-        self.events_seen.append(event)
+        self.events_count += 1
         self.live.banner.show_event(event)
         for dialog in self.logs:
             dialog.event_logged(event)
@@ -249,6 +250,7 @@ class MainWindow(QMainWindow):
         self.source_label.setText(f"Source: {status.description or '—'} ({status.state})")
 
     def on_stats(self, stats: LoopStats) -> None:
+        self.last_stats = stats
         self.fps_label.setText(f"{stats.fps:.1f} fps")
         dropped = f", {stats.dropped} dropped" if stats.dropped else ""
         self.latency_label.setText(f"pipeline {stats.latency_ms:.0f} ms/frame{dropped}")

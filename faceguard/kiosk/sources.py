@@ -23,12 +23,11 @@ import numpy as np
 
 from faceguard.errors import FaceGuardError
 from faceguard.paths import resources_dir
-from faceguard.vision.image_io import load_image
+from faceguard.vision.image_io import is_image_file, load_image
 
 log = logging.getLogger(__name__)
 
 SourceKind = Literal["camera", "file", "url", "folder", "demo"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_FRAME_SIDE = 1280  # larger camera/video frames are downscaled on reading
 DEFAULT_FILE_FPS = 25.0
 URL_SCHEMES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")
@@ -244,8 +243,7 @@ class FolderSource(FrameSource):
         if not folder.is_dir():
             raise SourceError(f"image folder {folder} does not exist")
         try:
-            self._files = sorted(p for p in folder.iterdir()
-                                 if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            self._files = sorted(p for p in folder.iterdir() if is_image_file(p))
         except OSError as error:
             raise SourceError(f"cannot list {folder}: {error.strerror or error}") from error
         if not self._files:

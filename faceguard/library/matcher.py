@@ -256,6 +256,19 @@ class Matcher:
             )
         return results
 
+    def person_similarity(self, person_id: int, query: np.ndarray) -> float | None:
+        """The best similarity of one face (D,) to one person's templates (None: none held)."""
+        with self._lock:
+            self._flush()
+            matrix, starts, people = self._matrix, self._starts, self._people
+        segment = np.flatnonzero(people == person_id)
+        if segment.size == 0:
+            return None
+        lo = int(starts[segment[0]])
+        hi = int(starts[segment[0] + 1]) if segment[0] + 1 < starts.size else matrix.shape[0]
+        query_row = _normalise_rows(_as_rows(query, matrix.shape[1]))[0]
+        return float(np.max(matrix[lo:hi] @ query_row))
+
     @staticmethod
     def _best_two(
         matrix: np.ndarray, starts: np.ndarray, queries: np.ndarray

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from pathlib import Path
 
@@ -14,8 +15,22 @@ MAX_PIXELS = 40_000_000  # 40 megapixels: larger than any camera photo an admin 
 MAX_FILE_BYTES = 200 * 1024 * 1024
 
 
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+
+
+def is_image_file(path: Path) -> bool:
+    """Whether a path is a file with one of the image suffixes FaceGuard reads."""
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+
+
 def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as uint8 RGB (H, W, 3); raise ImageError with a reason otherwise."""
+    return load_image_with_digest(path, max_pixels)[0]
+
+
+def load_image_with_digest(path: str | Path,
+                           max_pixels: int = MAX_PIXELS) -> tuple[np.ndarray, str]:
+    """:func:`load_image` and the SHA-256 of the file's bytes (one read)."""
     file = Path(path)
     if file.is_dir():
         raise ImageError(f"{file} is a directory, not an image")
@@ -31,7 +46,7 @@ def load_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except OSError as error:
         raise ImageError(f"{file}: cannot be read ({error.strerror or error})") from error
     try:
-        return decode_image(data, max_pixels=max_pixels)
+        return decode_image(data, max_pixels=max_pixels), hashlib.sha256(data).hexdigest()
     except ImageError as error:
         raise ImageError(f"{file}: {error}") from None
 
