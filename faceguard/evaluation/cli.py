@@ -14,9 +14,12 @@ from faceguard.evaluation.gallery import DEFAULT_SEED, evaluate_lfw_gallery
 from faceguard.evaluation.lfw import (
     FALLBACK_SAMPLE,
     LFW_MIN_FACE,
+    SFACE_MODEL_ID,
     TEACHER_MODEL_ID,
+    TEACHER_NAMES,
     TIMING_IMAGES,
     LfwSubset,
+    SFaceEmbed,
     TeacherEmbed,
     VerificationScores,
     engine_embed_fn,
@@ -26,6 +29,7 @@ from faceguard.evaluation.lfw import (
     report_json,
     sample_images,
     time_engine,
+    time_sface,
     time_teacher,
 )
 from faceguard.vision.engine import FaceEngine
@@ -85,9 +89,30 @@ def _engine(ctx: AppContext, mirror: bool) -> FaceEngine:
                            mirror=True)
 
 
+def _sface_scores(args: argparse.Namespace, subset: LfwSubset, reporter: _Reporter
+                  ) -> VerificationScores:
+    """Score SFace (MTCNN, face nearest the centre, 112 alignment) on the same pairs."""
+    from faceguard.training.sface import TeacherMissingError
+
+    try:
+        embed = SFaceEmbed(min_face=_min_face(args))
+    except TeacherMissingError as error:
+        raise CommandError(f"--teacher sface: {error}") from error
+    except ImportError as error:
+        raise CommandError(f"--teacher sface needs onnx and onnxruntime: {error}") from error
+    scores = evaluate_lfw(args.dataset, embed, model_id=SFACE_MODEL_ID,
+                          cache_key=f"{SFACE_MODEL_ID}_minface{embed.min_face}",
+                          limit_pairs=args.limit_pairs, calibrate_far=args.calibrate,
+                          progress=reporter.progress, note=reporter.note)
+    scores.ms_per_face = time_sface(embed, sample_images(subset, min(5, TIMING_IMAGES)))
+    return scores
+
+
 def _teacher_scores(args: argparse.Namespace, subset: LfwSubset, reporter: _Reporter
                     ) -> VerificationScores:
-    """Score dlib's pipeline (DlibTeacher) on the same pairs."""
+    """Score the chosen teacher's pipeline on the same pairs (dlib's by default)."""
+    if args.teacher == "sface":
+        return _sface_scores(args, subset, reporter)
     try:
         from faceguard.training.teacher import DlibTeacher
 
@@ -121,7 +146,8 @@ def cmd_eval_lfw(ctx: AppContext, args: argparse.Namespace) -> int:
     ours.ms_per_face = time_engine(engine, sample_images(subset, TIMING_IMAGES), min_face)
     teacher = _teacher_scores(args, subset, reporter) if args.teacher else None
     if args.roc:
-        series = [RocSeries(c.model_id if c is ours else "dlib ResNet (teacher)", c.roc.far,
+        teacher_name = TEACHER_NAMES[args.teacher or "dlib"]
+        series = [RocSeries(c.model_id if c is ours else teacher_name, c.roc.far,
                             c.roc.tar, dict(c.tar_at_far))
                   for c in (ours, teacher) if c is not None]
         title = f"LFW, {len(subset.images)} images, all pairs"
@@ -138,7 +164,7 @@ def cmd_eval_lfw(ctx: AppContext, args: argparse.Namespace) -> int:
         header = (f"LFW {subset.root}: {len(subset.pairs)} pairs in {folds} folds, "
                   f"{len(subset.images)} images; MTCNN min face {min_face} px"
                   + (", mirror averaging" if args.mirror else ""))
-        print(format_report(header, ours, teacher))
+        print(format_report(header, ours, teacher, TEACHER_NAMES[args.teacher or "dlib"]))
     return 0
 
 
@@ -184,8 +210,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
     lfw = actions.add_parser("lfw", help="10-fold accuracy, TAR at FAR 1e-3/1e-4, ROC")
     common(lfw)
-    lfw.add_argument("--teacher", action="store_true",
-                     help="also score dlib's pipeline on the same pairs (slow the first time)")
+    lfw.add_argument("--teacher", nargs="?", const="dlib", choices=sorted(TEACHER_NAMES),
+                     default=None,
+                     help="also score a teacher's pipeline on the same pairs: dlib (the "
+                     "default) or sface (needs tools/fetch_sface.py; face nearest the "
+                     "centre); slow the first time")
     lfw.add_argument("--roc", metavar="FILE.png", help="draw the ROC curve(s) into FILE.png")
     lfw.add_argument("--calibrate", type=_far, metavar="FAR",
                      help="print the threshold at this FAR on LFW impostor pairs (for "

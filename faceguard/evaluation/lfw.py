@@ -39,7 +39,9 @@ from faceguard.vision.engine import FaceEngine
 from faceguard.vision.image_io import load_image
 
 if TYPE_CHECKING:
+    from faceguard.training.sface import SFaceTeacher
     from faceguard.training.teacher import DlibTeacher
+    from faceguard.vision.mtcnn import Face, MtcnnDetector
 
 LFW_MIN_FACE = 40  # LFW faces are ~100 px in a 250x250 image
 REPORT_FARS = (1e-3, 1e-4)
@@ -49,6 +51,8 @@ TIMING_IMAGES = 10
 FALLBACK_SAMPLE = 100
 STATUS_NO_FACE, STATUS_FACE, STATUS_FALLBACK = 0, 1, 2
 TEACHER_MODEL_ID = "dlib-resnet-v1_hog-5pt_centre-fallback"
+SFACE_MODEL_ID = "sface-2021dec-int8bq_mtcnn40-5pt112_central"
+TEACHER_NAMES = {"dlib": "dlib ResNet (teacher)", "sface": "SFace (teacher)"}
 CALIBRATION_NOTE = ("calibrated on LFW impostor pairs: for reporting only; calibrate the "
                     "shipped threshold on a held-out non-LFW set")
 
@@ -453,6 +457,63 @@ class TeacherEmbed:
         return vector
 
 
+def central_face(faces: Sequence[Face], width: int, height: int) -> Face | None:
+    """The face whose box centre is nearest the image centre (the LFW convention)."""
+    if not faces:
+        return None
+    cx, cy = width / 2.0, height / 2.0
+
+    def distance(face: Face) -> float:
+        x = float(face.box[0] + face.box[2]) / 2.0
+        y = float(face.box[1] + face.box[3]) / 2.0
+        return (x - cx) ** 2 + (y - cy) ** 2
+
+    return min(faces, key=distance)
+
+
+class SFaceEmbed:
+    """SFace's pipeline: our MTCNN, the face nearest the centre, 5-point alignment at 112."""
+
+    def __init__(self, teacher: SFaceTeacher | None = None,
+                 detector: MtcnnDetector | None = None, min_face: int = LFW_MIN_FACE,
+                 threads: int = 1) -> None:
+        """Loads the prepared SFace file from the training cache unless one is given."""
+        from faceguard.training.sface import SFaceTeacher
+        from faceguard.vision.mtcnn import MtcnnDetector
+
+        self.teacher = teacher or SFaceTeacher(threads=threads)
+        self.detector = detector or MtcnnDetector(min_face=min_face, threads=threads)
+        self.min_face = min_face
+
+    def crop(self, image: np.ndarray) -> np.ndarray | None:
+        """The aligned 112x112 crop of the central face, or None."""
+        from faceguard.training.sface import SFACE_SIZE
+        from faceguard.vision.alignment import align_face
+
+        face = central_face(self.detector.detect(image, self.min_face), image.shape[1],
+                            image.shape[0])
+        return None if face is None else align_face(image, face.landmarks, SFACE_SIZE)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray | None:
+        """L2-normalised SFace vector of the central face, or None without a face."""
+        crop = self.crop(image)
+        return None if crop is None else self.teacher.embed(crop)[0]
+
+
+def time_sface(embed: SFaceEmbed, images: Sequence[np.ndarray], repeats: int = 3
+               ) -> dict[str, float | None]:
+    """Median ms: MTCNN per image, SFace per face, the whole pipeline per image."""
+    detect, network, pipeline = [], [], []
+    for image in images:
+        detect.append(_timed(embed.detector.detect, image, embed.min_face))
+        pipeline.append(_timed(embed, image))
+        crop = embed.crop(image)
+        if crop is not None:
+            network += [_timed(embed.teacher.embed, crop) for _ in range(repeats)]
+    return {"detector": _median_ms(detect), "embedder": _median_ms(network),
+            "pipeline": _median_ms(pipeline)}
+
+
 def time_teacher(teacher: DlibTeacher, images: Sequence[np.ndarray], repeats: int = 3
                  ) -> dict[str, float | None]:
     """Median ms: HOG per image, one ResNet descriptor per face, ``embed_largest`` per image.
@@ -515,10 +576,11 @@ def _ms(value: float | None) -> str:
 
 
 def format_report(header: str, ours: VerificationScores,
-                  teacher: VerificationScores | None = None) -> str:
+                  teacher: VerificationScores | None = None,
+                  teacher_name: str = TEACHER_NAMES["dlib"]) -> str:
     """A human-readable table, one column per embedder."""
     columns = [ours] + ([teacher] if teacher is not None else [])
-    names = [ours.model_id] + (["dlib ResNet (teacher)"] if teacher is not None else [])
+    names = [ours.model_id] + ([teacher_name] if teacher is not None else [])
     rows: list[tuple[str, list[str]]] = [
         (f"{len(ours.folds.accuracies)}-fold accuracy",
          [f"{100 * c.folds.mean:.2f}% +- {100 * c.folds.std:.2f}" for c in columns])]
@@ -550,8 +612,9 @@ def format_report(header: str, ours: VerificationScores,
         lines.append("")
         lines.append("speed, teacher time / ours: " + ", ".join(
             f"{stage} {'n/a' if r is None else f'{r:.1f}x'}" for stage, r in ratios.items()))
-        lines.append("(the teacher's pipeline, DlibTeacher.embed_largest, computes two "
-                     "descriptors: the chip's and its mirror's; 'embedder' times one)")
+        if teacher.model_id == TEACHER_MODEL_ID:
+            lines.append("(the teacher's pipeline, DlibTeacher.embed_largest, computes two "
+                         "descriptors: the chip's and its mirror's; 'embedder' times one)")
     coarse = [far for far in ours.tar_at_far if far * ours.impostor_pairs_all < 1]
     if coarse:
         lines.append("")
