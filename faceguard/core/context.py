@@ -66,6 +66,9 @@ class AppContext:
                  min_face: int | None = None, settings: Settings | None = None,
                  create: bool = True) -> None:
         self.data_dir = data_dir(data_folder)
+        if self.data_dir.exists() and not self.data_dir.is_dir():
+            raise LibraryError(f"the data folder {self.data_dir} is a file, not a folder; point "
+                               "--data-dir or $FACEGUARD_DATA_DIR at a folder")
         self.create = create
         self._kiosk_lock: KioskLock | None = None
         self.settings = settings or load_settings(self.data_dir)
@@ -85,7 +88,8 @@ class AppContext:
         if not self.create and not self.library_path.is_file():
             missing = self.data_dir if not self.data_dir.is_dir() else self.library_path
             raise LibraryError(
-                f"there is no face library in {self.data_dir} ({missing} does not exist); "
+                f"there is no face library in the data folder {self.data_dir} ({missing} does "
+                "not exist); "
                 "check --data-dir or $FACEGUARD_DATA_DIR, or enrol someone first")
         if not self.data_dir.exists():
             if not self.create:
