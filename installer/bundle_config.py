@@ -60,7 +60,7 @@ EXCLUDED_MODULES = (
 # Imported by name at run time (faceguard.cli registers these through __import__), so
 # PyInstaller's import scanner cannot see them.
 HIDDEN_IMPORTS = ("faceguard.kiosk.cli", "faceguard.evaluation.cli", "faceguard.selftest",
-                  "faceguard.gui.app")
+                  "faceguard.gui.app", "faceguard.core.library_cli")
 
 # What a working bundle must contain besides the resources (glob patterns, relative to the
 # contents folder): the native libraries that frozen builds most often lose.
