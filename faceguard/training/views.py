@@ -191,6 +191,8 @@ def _occlude(image: np.ndarray, rng: np.random.Generator, eyes: np.ndarray) -> n
 
 
 def _jpeg(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # The RGB array goes to OpenCV as it is (read as BGR), so the chroma planes differ a
+    # little from a camera's JPEG of the same face; kept so that version-1 views reproduce.
     quality = int(rng.integers(15, 71))
     ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
