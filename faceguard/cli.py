@@ -11,6 +11,7 @@ import faceguard.threads  # noqa: F401  (pins native thread pools before numpy l
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -28,7 +29,7 @@ from faceguard.library.attendance import attendance, local_day_range
 from faceguard.library.database import Person
 from faceguard.library.export import attendance_to_csv, events_to_csv, format_timestamp
 from faceguard.vision.image_io import load_image
-from faceguard.wording import plural
+from faceguard.wording import one_line, plural
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -40,7 +41,7 @@ class CommandError(FaceGuardError):
 # -- output helpers ------------------------------------------------------------------------
 
 def _err(message: str) -> None:
-    print(f"faceguard: {message}", file=sys.stderr)
+    print(f"faceguard: {one_line(message)}", file=sys.stderr)
 
 
 class Progress:
@@ -70,14 +71,15 @@ class Progress:
 
 def _print_results(results: Sequence[PhotoResult]) -> None:
     for result in results:
+        source = one_line(result.source)
         if result.accepted:
-            print(f"enrolled  {result.source}")
+            print(f"enrolled  {source}")
             if result.warning:
-                _err(f"warning: {result.source}: {result.warning}")
+                _err(f"warning: {source}: {result.warning}")
         elif result.skipped:
-            print(f"skipped   {result.source}: {result.reason}")
+            print(f"skipped   {source}: {result.reason}")
         else:
-            print(f"rejected  {result.source}: {result.reason}")
+            print(f"rejected  {source}: {one_line(result.reason or '')}")
 
 
 
@@ -120,7 +122,7 @@ def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
     for name, why in summary.refused:
         _err(f"warning: {name}: {why}")
     for result in summary.rejected:
-        print(f"rejected  {result.source}: {result.reason}")
+        print(f"rejected  {one_line(result.source)}: {one_line(result.reason or '')}")
     skipped = f", {summary.skipped} already enrolled" if summary.skipped else ""
     print(f"imported {summary.people_enrolled} of {plural(summary.people, 'person', 'people')}, "
           f"{summary.added} of {summary.photos} photos; "
@@ -143,10 +145,10 @@ def cmd_identify(ctx: AppContext, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps({"image": name, "faces": [f.to_json() for f in faces]}), flush=True)
         elif not faces:
-            print(f"{name}: no face")
+            print(f"{one_line(name)}: no face")
         else:
             parts = [f"{f.person or 'unknown'} ({f.match.similarity:.3f})" for f in faces]
-            print(f"{name}: " + ", ".join(parts))
+            print(f"{one_line(name)}: " + ", ".join(parts))
     return EXIT_PARTIAL if failures else EXIT_OK
 
 
@@ -254,12 +256,19 @@ def _parse_day(text: str) -> date:
         raise CommandError(f"{text!r} is not a date (use YYYY-MM-DD)") from error
 
 
+# No event predates FaceGuard; one day inside each end keeps local-time conversion in range.
+FIRST_LOG_DAY, LAST_LOG_DAY = date(1970, 1, 2), date(9999, 12, 30)
+
+
 def cmd_log(ctx: AppContext, args: argparse.Namespace) -> int:
     first = _parse_day(args.from_day) if args.from_day else None
     last = _parse_day(args.to_day) if args.to_day else None
+    if first and last and first > last:
+        raise CommandError(f"--from {first} is after --to {last}")
     start = end = None
     if first or last:
-        start, end = local_day_range(first or date(1970, 1, 2), last or date(9999, 12, 30))
+        start, end = local_day_range(max(first or FIRST_LOG_DAY, FIRST_LOG_DAY),
+                                     min(last or LAST_LOG_DAY, LAST_LOG_DAY))
     person = None
     if args.person:
         person = _person_by_name(ctx, args.person).id
@@ -423,8 +432,36 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
         register(commands)
 
 
+class _PrefixedFormatter(logging.Formatter):
+    """``faceguard: warning: ...`` like every other line the CLI writes to stderr."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno >= logging.ERROR else f"{record.levelname.lower()}: "
+        return f"faceguard: {level}{record.getMessage()}"
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests and pipes replace it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(one_line(self.format(record)), file=sys.stderr)
+        except Exception:  # logging must never break a command
+            self.handleError(record)
+
+
+def _log_to_stderr() -> None:
+    """Library warnings reach the user as prefixed one-line messages (once per process)."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler(logging.WARNING)
+        handler.setFormatter(_PrefixedFormatter())
+        root.addHandler(handler)
+
+
 def main(argv: Sequence[str] | None = None, open_gui: GuiOpener | None = None) -> int:
     """Run one command; with none, open the kiosk window through ``open_gui``."""
+    _log_to_stderr()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

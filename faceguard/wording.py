@@ -11,3 +11,17 @@ def plural(count: int, singular: str, plural_form: str | None = None) -> str:
         plural_form = singular[:-1] + "ies" if singular.endswith("y") and \
             singular[-2:-1] not in "aeiou" else singular + "s"
     return f"{count} {plural_form}"
+
+
+def one_line(text: str) -> str:
+    """Text safe for line-oriented output: control characters (a newline in a file name)
+    are written as escapes, so one message stays one line."""
+    if text.isprintable():
+        return text
+    escaped = []
+    for char in text:
+        if char.isprintable() or char == " ":
+            escaped.append(char)
+        else:
+            escaped.append(char.encode("unicode_escape").decode("ascii"))
+    return "".join(escaped)

@@ -98,6 +98,9 @@ class Banner(QFrame):
         """Keep the banner in step with the current verdict between events."""
         if time.monotonic() < self._event_until:
             return
+        if not any(face.counted for face in result.faces):
+            self.clear()  # nobody in view: a verdict about someone who left is not shown
+            return
         verdict = result.verdict
         if verdict is None:
             return

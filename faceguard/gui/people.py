@@ -32,6 +32,7 @@ from faceguard.gui.enrol import EnrolDialog, FrameProvider, ImportDialog
 from faceguard.gui.threading import Runner
 from faceguard.library.database import Person
 from faceguard.library.export import format_timestamp
+from faceguard.wording import plural
 
 Confirm = Callable[[QWidget, str], bool]
 DialogOpener = Callable[[QDialog], int]
@@ -92,7 +93,10 @@ class PeopleDialog(QDialog):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in range(1, self.table.columnCount()):  # headers never cut ("mployee ic")
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         self.table.itemSelectionChanged.connect(self._update_buttons)
         self.add_button = QPushButton("Add a person…")
         self.add_button.setProperty("accent", True)
@@ -132,7 +136,7 @@ class PeopleDialog(QDialog):
                       str(person.template_count), format_timestamp(person.created)[:10]]
             for column, value in enumerate(values):
                 self.table.setItem(row, column, QTableWidgetItem(value))
-        self.status.setText(f"{len(self.people)} people enrolled")
+        self.status.setText(f"{plural(len(self.people), 'person', 'people')} enrolled")
         self._update_buttons()
 
     def selected(self) -> Person | None:

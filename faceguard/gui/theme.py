@@ -40,8 +40,11 @@ def stylesheet() -> str:
 
 
 def apply_theme(app: QApplication) -> None:
-    """Use the Fusion style under the kiosk stylesheet (same look on every platform)."""
-    app.setStyle("Fusion")
+    """Use the Fusion style under the kiosk stylesheet (same look on every platform), with
+    drawn icons where the platform has no icon theme (the file dialog's toolbar)."""
+    from faceguard.gui.icons import KioskStyle
+
+    app.setStyle(KioskStyle(TEXT))
     app.setStyleSheet(stylesheet())
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from typing import Any
 
@@ -18,12 +19,13 @@ from faceguard.kiosk.demo import DemoSession, prepare_demo
 from faceguard.kiosk.pipeline import pipeline_for
 from faceguard.kiosk.runner import KioskLoop, LoopHooks, SourceStatus
 from faceguard.kiosk.sources import SourceSpec, make_source
+from faceguard.wording import one_line, plural
 
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
 
 
 def _err(message: str) -> None:
-    print(f"faceguard: {message}", file=sys.stderr, flush=True)
+    print(f"faceguard: {one_line(message)}", file=sys.stderr, flush=True)
 
 
 def _print_event(event: KioskEvent) -> None:
@@ -53,18 +55,28 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         loop = KioskLoop(lambda: make_source(spec, loop=args.loop, realtime=args.realtime),
                          pipeline, hooks, realtime=args.realtime, max_frames=args.max_frames,
                          retry_first_open=not spec.live or args.retry)
+        stopped_by: list[int] = []
+
+        def stop(number: int, _frame: object) -> None:
+            stopped_by.append(number)
+            loop.stop()
+
+        previous = {n: signal.signal(n, stop) for n in (signal.SIGINT, signal.SIGTERM)}
         try:
             summary = loop.run()
-        except KeyboardInterrupt:
-            loop.stop()
-            _err(f"interrupted after {loop.summary.frames} frames")
-            return EXIT_INTERRUPTED
-        if summary.error and not summary.frames:
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+        if summary.error and not summary.frames and not stopped_by:
             raise FaceGuardError(summary.error)
         known = sum(e.person_id is not None for e in summary.events)
-        _err(f"{summary.frames} frames from {spec.describe()}, {len(summary.events)} events "
-             f"({known} known, {len(summary.events) - known} unknown), "
-             f"{summary.dropped} frames dropped, {summary.faults} source faults")
+        how = f" (stopped by {signal.Signals(stopped_by[0]).name})" if stopped_by else ""
+        _err(f"{plural(summary.frames, 'frame')} from {spec.describe()}, "
+             f"{plural(len(summary.events), 'event')} ({known} known, "
+             f"{len(summary.events) - known} unknown), {plural(summary.dropped, 'frame')} "
+             f"dropped, {plural(summary.faults, 'source fault')}{how}")
+        if stopped_by:
+            return EXIT_INTERRUPTED if stopped_by[0] == signal.SIGINT else EXIT_OK
         if summary.error:
             raise FaceGuardError(summary.error)
         return EXIT_OK
