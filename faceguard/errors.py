@@ -16,6 +16,3 @@ class ModelError(FaceGuardError):
 class LibraryError(FaceGuardError):
     """The face library database cannot be opened or written."""
 
-
-class EnrolmentError(FaceGuardError):
-    """A photo cannot be enrolled (no face, several faces, face too small, ...)."""

@@ -21,7 +21,7 @@ from faceguard.core.admin import (
     recovery_message,
 )
 from faceguard.core.context import AppContext
-from faceguard.kiosk.pin import (
+from faceguard.core.pin import (
     SCRYPT_N,
     MemoryPinStore,
     PinGate,

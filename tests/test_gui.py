@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QApplication, QDialog
 
 from faceguard.core.context import AppContext
 from faceguard.core.enrolment import Enroller
+from faceguard.core.pin import hash_pin
 from faceguard.gui.admin import AdminGate, PinDialog, SetPinDialog
 from faceguard.gui.app import run_gui
 from faceguard.gui.enrol import EnrolDialog, ImportDialog
@@ -33,15 +34,15 @@ from faceguard.gui.logs import LogsDialog
 from faceguard.gui.main_window import MainWindow
 from faceguard.gui.people import PeopleDialog
 from faceguard.gui.settings_dialog import SettingsDialog
-from faceguard.gui.threading import SyncRunner, ThreadRunner
+from faceguard.gui.threading import ThreadRunner
 from faceguard.gui.worker import LiveWorker, to_qimage, to_rgb_array
 from faceguard.kiosk.demo import write_demo_video
-from faceguard.kiosk.pin import hash_pin
 from faceguard.kiosk.pipeline import FrameResult, pipeline_for
 from faceguard.kiosk.sources import SourceSpec
 from faceguard.library.export import EVENT_COLUMNS
 from faceguard.settings import load_settings
 from tests.conftest import TEST_THRESHOLD, make_data_dir
+from tests.sync_runner import SyncRunner
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "resources" / "demo" / "astronaut.png"

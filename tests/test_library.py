@@ -18,9 +18,8 @@ from faceguard.library.database import (
     MIGRATIONS,
     SCHEMA_VERSION,
     FaceLibrary,
-    decode_crop,
-    encode_crop,
 )
+from faceguard.vision.image_io import decode_jpeg, encode_jpeg
 
 MODEL = "model-a"
 T0 = datetime(2026, 11, 28, 16, 14, 58, 123456, tzinfo=UTC)
@@ -30,7 +29,7 @@ def crop(rgb: tuple[int, int, int] = (200, 30, 30)) -> bytes:
     """A small solid-colour RGB crop encoded as JPEG."""
     image = np.zeros((24, 24, 3), dtype=np.uint8)
     image[:] = rgb
-    return encode_crop(image)
+    return encode_jpeg(image)
 
 
 def unit(seed: int, dim: int = 8) -> np.ndarray:
@@ -265,11 +264,11 @@ def test_templates_matrix_orders_by_person_and_filters(lib: FaceLibrary) -> None
 def test_crop_round_trip_is_rgb() -> None:
     image = np.zeros((16, 16, 3), dtype=np.uint8)
     image[..., 0] = 250  # red in RGB
-    decoded = decode_crop(encode_crop(image))
+    decoded = decode_jpeg(encode_jpeg(image))
     assert decoded.shape == (16, 16, 3)
     assert decoded[..., 0].mean() > 200 and decoded[..., 2].mean() < 50
     with pytest.raises(ImageError):
-        decode_crop(b"\xff\xd8 not really a jpeg")
+        decode_jpeg(b"\xff\xd8 not really a jpeg")
 
 
 def colour_embedder(calls: list[int]) -> database.EmbedFn:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from faceguard.library.database import FaceLibrary, encode_crop
+from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import NO_MATCH_SIMILARITY, Matcher, MatchResult
+from faceguard.vision.image_io import encode_jpeg
 
 D = 16
 
@@ -181,7 +182,7 @@ def test_bad_inputs_are_rejected() -> None:
 
 def test_from_library_and_reload_stay_in_sync() -> None:
     lib = FaceLibrary.in_memory()
-    crop = encode_crop(np.zeros((8, 8, 3), dtype=np.uint8))
+    crop = encode_jpeg(np.zeros((8, 8, 3), dtype=np.uint8))
     alice = lib.add_person("Alice")
     bob = lib.add_person("Bob")
     lib.add_template(alice.id, E[0], "m1", 0.9, crop)

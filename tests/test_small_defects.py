@@ -148,7 +148,7 @@ def test_people_dialog_headers_are_not_cut(qtbot, data_dir: Path) -> None:  # ty
     from faceguard.core.context import AppContext
     from faceguard.gui.app import application
     from faceguard.gui.people import PeopleDialog
-    from faceguard.gui.threading import SyncRunner
+    from tests.sync_runner import SyncRunner
 
     application()
     ctx = AppContext(data_dir)

@@ -22,8 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from faceguard.core.context import AppContext
-from faceguard.errors import LibraryError
-from faceguard.kiosk.pin import (
+from faceguard.core.pin import (
     MemoryPinStore,
     PinError,
     PinGate,
@@ -32,6 +31,7 @@ from faceguard.kiosk.pin import (
     hash_parameters,
     hash_pin,
 )
+from faceguard.errors import LibraryError
 from faceguard.library.database import FaceLibrary
 from faceguard.settings import SettingsError, save_settings
 
@@ -58,7 +58,7 @@ def recovery_message(ctx: AppContext) -> str:
 
 
 class LibraryPinStore:
-    """A :class:`~faceguard.kiosk.pin.PinStore` over the library's ``admin`` row."""
+    """A :class:`~faceguard.core.pin.PinStore` over the library's ``admin`` row."""
 
     def __init__(self, library: FaceLibrary) -> None:
         self.library = library

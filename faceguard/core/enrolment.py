@@ -362,33 +362,42 @@ class Enroller:
     def _apply(self, name: str, target: Person | None, planned: list[_Planned],
                replaced: dict[int, Person], employee_id: str | None, department: str | None,
                reason: str | None, results: dict[str, PhotoResult]) -> Person | None:
-        """Store the planned photos (creating the new person only when one is kept)."""
-        for other in replaced.values():
-            self.library.remove_person(other.id, actor=self.actor)
-            self.matcher.remove_person(other.id)
-            self.library.audit(self.actor, "replace_person",
-                               {"removed_id": other.id, "removed_name": other.name,
-                                "by_name": name, "reason": reason})
+        """Store the planned photos in one transaction (the new person is created only when
+        a photo is kept); the matcher learns them once they are committed."""
         person = target
-        if person is None and any(p.for_person is None for p in planned):
-            person = self.library.add_person(name, employee_id, department, actor=self.actor)
-        for plan in planned:
-            owner = plan.for_person or person
-            assert owner is not None and plan.check.observation is not None
-            observation = plan.check.observation
-            template = self.library.add_template(
-                owner.id, plan.vector, self.engine.model_id, observation.quality.score,
-                encode_jpeg(observation.crop), Path(plan.check.source).name,
-                content_sha256=plan.check.content_sha256, actor=self.actor)
-            self.matcher.add(owner.id, plan.vector)
-            if plan.audit is not None:
-                self.library.audit(self.actor, "enrol_resolved",
-                                   {"template_id": template.id, "person_id": owner.id,
-                                    "person_name": owner.name, "reason": reason,
-                                    **plan.audit})
-            results[plan.check.source] = PhotoResult(
-                plan.check.source, True, None, template.id, plan.warning, observation.crop,
-                person_name=owner.name)
+        added: list[tuple[int, np.ndarray]] = []
+        stored: dict[str, PhotoResult] = {}
+        with self.library.transaction(f"enrolling {name}"):
+            for other in replaced.values():
+                self.library.remove_person(other.id, actor=self.actor)
+                self.library.audit(self.actor, "replace_person",
+                                   {"removed_id": other.id, "removed_name": other.name,
+                                    "by_name": name, "reason": reason})
+            if person is None and any(p.for_person is None for p in planned):
+                person = self.library.add_person(name, employee_id, department,
+                                                 actor=self.actor)
+            for plan in planned:
+                owner = plan.for_person or person
+                assert owner is not None and plan.check.observation is not None
+                observation = plan.check.observation
+                template = self.library.add_template(
+                    owner.id, plan.vector, self.engine.model_id, observation.quality.score,
+                    encode_jpeg(observation.crop), Path(plan.check.source).name,
+                    content_sha256=plan.check.content_sha256, actor=self.actor)
+                added.append((owner.id, plan.vector))
+                if plan.audit is not None:
+                    self.library.audit(self.actor, "enrol_resolved",
+                                       {"template_id": template.id, "person_id": owner.id,
+                                        "person_name": owner.name, "reason": reason,
+                                        **plan.audit})
+                stored[plan.check.source] = PhotoResult(
+                    plan.check.source, True, None, template.id, plan.warning,
+                    observation.crop, person_name=owner.name)
+        for other_id in replaced:
+            self.matcher.remove_person(other_id)
+        for owner_id, vector in added:
+            self.matcher.add(owner_id, vector)
+        results.update(stored)
         return person
 
 

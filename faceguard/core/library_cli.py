@@ -20,8 +20,8 @@ from typing import Any
 
 from faceguard.core.admin import CredentialState, credential_state, pin_gate, reset_pin
 from faceguard.core.context import AppContext
+from faceguard.core.pin import hash_parameters
 from faceguard.errors import FaceGuardError
-from faceguard.kiosk.pin import hash_parameters
 from faceguard.library.backup import backup_library, restore_library
 
 EXIT_OK = 0

@@ -24,9 +24,7 @@ from PySide6.QtWidgets import (
 
 from faceguard.core.admin import CredentialState, credential_state, pin_gate, recovery_message
 from faceguard.core.context import AppContext
-from faceguard.errors import FaceGuardError
-from faceguard.gui import theme
-from faceguard.kiosk.pin import (
+from faceguard.core.pin import (
     MIN_PASSWORD_LEN,
     MIN_PIN_DIGITS,
     PinError,
@@ -34,6 +32,8 @@ from faceguard.kiosk.pin import (
     hash_pin,
     pin_problem,
 )
+from faceguard.errors import FaceGuardError
+from faceguard.gui import theme
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,10 @@ through Qt signals.
 A :class:`Worker` is a QObject whose :meth:`Worker.work` does the slow part (the live loop,
 checking photos, a bulk import). A :class:`Runner` starts workers: :class:`ThreadRunner` gives
 each one its own QThread (signals then reach the GUI queued, in the GUI thread; connect them
-to methods of GUI objects, not to lambdas, which PySide runs in the emitting thread), while
-:class:`SyncRunner` runs them at once in the caller's thread, so tests get every signal before
-``start`` returns. Cancelling is cooperative: workers check :attr:`Worker.cancelled`.
+to methods of GUI objects, not to lambdas, which PySide runs in the emitting thread). Tests
+swap in ``tests.sync_runner.SyncRunner``, which runs them at once in the caller's thread, so
+every signal has arrived before ``start`` returns. Cancelling is cooperative: workers check
+:attr:`Worker.cancelled`.
 """
 
 from __future__ import annotations
@@ -148,19 +149,3 @@ class ThreadRunner(QObject):
             thread.quit()
             stopped = thread.wait(timeout_ms) and stopped
         return stopped
-
-
-class SyncRunner:
-    """Runs each worker immediately in the calling thread (for tests)."""
-
-    def __init__(self) -> None:
-        self.started: list[Worker] = []
-
-    def start(self, worker: Worker) -> None:
-        self.started.append(worker)
-        worker.run()
-
-    def shutdown(self, timeout_ms: int = 5000) -> bool:
-        for worker in self.started:
-            worker.cancel()
-        return True

@@ -40,6 +40,7 @@ import numpy as np
 from sqlite_utils import Database, Migrations
 
 from faceguard.errors import ImageError, LibraryError
+from faceguard.vision.image_io import decode_jpeg
 
 log = logging.getLogger(__name__)
 
@@ -191,8 +192,15 @@ def _m006_admin(db: Database) -> None:
     )
 
 
+@MIGRATIONS(name="007_liveness")
+def _m007_liveness(db: Database) -> None:
+    """Each event's passive-liveness score: the fused live probability 0..1 of the visit's
+    scored frames, NULL where liveness was off or every frame was unsure (older events)."""
+    db.table("events").add_column("liveness", float)
+
+
 MIGRATION_NAMES: tuple[str, ...] = ("001_people", "002_templates", "003_events", "004_audit",
-                                     "005_identity", "006_admin")
+                                     "005_identity", "006_admin", "007_liveness")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +249,7 @@ class Event:
     decision: str
     has_crop: bool
     crop_jpeg: bytes | None = field(default=None, repr=False)
+    liveness: float | None = None  # fused live probability (None: off, unsure, older event)
 
 
 @dataclass(frozen=True)
@@ -351,34 +360,6 @@ def _vector_blob(embedding: np.ndarray) -> tuple[bytes, int]:
     if norm == 0.0:
         raise ValueError("an embedding must not be all zeros")
     return (vec / norm).astype("<f4").tobytes(), int(vec.size)
-
-
-def encode_crop(rgb: np.ndarray, quality: int = 92) -> bytes:
-    """Encode an RGB uint8 crop as JPEG bytes (JPEG data is stored in OpenCV's BGR order)."""
-    import cv2
-
-    image = np.asarray(rgb)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ImageError("A face crop must be an RGB image (H, W, 3) of 8-bit values.")
-    ok, buf = cv2.imencode(
-        ".jpg",
-        cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-        [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)],
-    )
-    if not ok:
-        raise ImageError("The face crop could not be encoded as JPEG.")
-    return bytes(buf.tobytes())
-
-
-def decode_crop(jpeg: bytes) -> np.ndarray:
-    """Decode stored JPEG crop bytes to an RGB uint8 array; ImageError if they are damaged."""
-    import cv2
-
-    data = np.frombuffer(jpeg, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ImageError("A stored face crop is damaged and cannot be decoded.")
-    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
 _READ_ONLY_MESSAGE = "The face library database is read-only; nothing was changed."
@@ -793,6 +774,13 @@ class FaceLibrary:
                     self._mark_damaged([str(exc)])
                 raise _translate(exc, action, True, self._busy_timeout_s) from exc
 
+    @contextlib.contextmanager
+    def transaction(self, action: str) -> Iterator[None]:
+        """Several writes as one: all of them are kept, or none (a kill -9 half-way
+        leaves no half-enrolled person). ``action`` names it in error messages."""
+        with self._write(action):
+            yield
+
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
         cursor = self._db.execute(sql, params)
         row_id = cursor.lastrowid
@@ -1014,7 +1002,7 @@ class FaceLibrary:
         if not isinstance(model_id, str) or not model_id:
             raise ValueError("model_id must be a non-empty string")
         if not isinstance(crop_jpeg, bytes | bytearray) or bytes(crop_jpeg[:2]) != b"\xff\xd8":
-            raise ValueError("crop_jpeg must be JPEG-encoded bytes (see encode_crop)")
+            raise ValueError("crop_jpeg must be JPEG bytes (faceguard.vision.image_io.encode_jpeg)")
         with self._write("adding a face template"):
             self._person_or_raise(person_id)
             template_id = self._insert(
@@ -1207,7 +1195,7 @@ class FaceLibrary:
         ids: list[int] = []
         for template_id, jpeg in rows:
             try:
-                crops.append(decode_crop(bytes(jpeg)))
+                crops.append(decode_jpeg(bytes(jpeg)))
             except ImageError:
                 failed.append(template_id)
                 continue
@@ -1224,8 +1212,11 @@ class FaceLibrary:
         similarity: float | None,
         decision: str,
         crop_jpeg: bytes | None = None,
+        liveness: float | None = None,
     ) -> Event:
         """Log a recognition event (timezone-aware timestamp; stored in UTC).
+
+        ``liveness`` is the fused live probability 0..1 of the visit (None: not scored).
 
         The person's current name is stored with the event so the log stays readable if the
         person is later removed.
@@ -1237,14 +1228,15 @@ class FaceLibrary:
             raise ValueError("decision must be a non-empty string")
         sim = None if similarity is None else float(similarity)
         crop = None if crop_jpeg is None else bytes(crop_jpeg)
+        live = None if liveness is None else float(liveness)
         with self._write("logging an event"):
             snapshot = None
             if person_id is not None:
                 snapshot = self._person_or_raise(person_id).name
             event_id = self._insert(
                 "INSERT INTO events (timestamp, kiosk_id, person_id, person_name, similarity,"
-                " decision, crop_jpeg) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (stamp, kiosk_id, person_id, snapshot, sim, decision, crop),
+                " decision, crop_jpeg, liveness) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (stamp, kiosk_id, person_id, snapshot, sim, decision, crop, live),
             )
         return Event(
             id=event_id,
@@ -1256,6 +1248,7 @@ class FaceLibrary:
             decision=decision,
             has_crop=crop is not None,
             crop_jpeg=crop,
+            liveness=live,
         )
 
     @staticmethod
@@ -1312,7 +1305,7 @@ class FaceLibrary:
         sql = (
             "SELECT e.id, e.timestamp, e.kiosk_id, e.person_id, "
             "COALESCE(p.name, e.person_name), e.similarity, e.decision, "
-            f"e.crop_jpeg IS NOT NULL, {crop} "
+            f"e.crop_jpeg IS NOT NULL, {crop}, e.liveness "
             f"FROM events e LEFT JOIN people p ON p.id = e.person_id{where} "
             f"ORDER BY e.timestamp {direction}, e.id {direction} LIMIT ? OFFSET ?"
         )
@@ -1330,6 +1323,7 @@ class FaceLibrary:
                 decision=r[6],
                 has_crop=bool(r[7]),
                 crop_jpeg=None if r[8] is None else bytes(r[8]),
+                liveness=r[9],
             )
             for r in rows
         ]

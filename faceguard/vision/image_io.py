@@ -101,18 +101,28 @@ def to_rgb8(decoded: np.ndarray) -> np.ndarray:
     raise ImageError(f"unsupported number of colour channels: {channels}")
 
 
-def encode_jpeg(image_rgb: np.ndarray, quality: int = 90) -> bytes:
-    """Encode an RGB image as JPEG bytes (for stored face crops)."""
-    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image_rgb, cv2.COLOR_RGB2BGR),
-                              [cv2.IMWRITE_JPEG_QUALITY, quality])
+CROP_JPEG_QUALITY = 92  # stored face crops: enrolment templates and event crops
+
+
+def encode_jpeg(image_rgb: np.ndarray, quality: int = CROP_JPEG_QUALITY) -> bytes:
+    """Encode an RGB uint8 image as JPEG bytes (stored face crops; JPEG keeps BGR order)."""
+    image = np.asarray(image_rgb)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ImageError("A face crop must be an RGB image (H, W, 3) of 8-bit values.")
+    ok, buffer = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                              [int(cv2.IMWRITE_JPEG_QUALITY), int(quality)])
     if not ok:
-        raise ImageError("could not encode the image as JPEG")
-    return buffer.tobytes()
+        raise ImageError("The face crop could not be encoded as JPEG.")
+    return bytes(buffer.tobytes())
 
 
-def decode_jpeg_rgb(data: bytes) -> np.ndarray:
-    """Decode stored JPEG bytes back to RGB."""
-    return decode_image(data)
+def decode_jpeg(data: bytes) -> np.ndarray:
+    """Decode stored JPEG bytes to an RGB uint8 array; ImageError if they are damaged."""
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR) if buffer.size else None
+    if image is None:
+        raise ImageError("A stored face crop is damaged and cannot be decoded.")
+    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
 
 
 def image_dimensions(data: bytes) -> tuple[int, int] | None:
