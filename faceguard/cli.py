@@ -10,6 +10,7 @@ from __future__ import annotations
 import faceguard.threads  # noqa: F401  (pins native thread pools before numpy loads)
 
 import argparse
+import importlib
 import json
 import logging
 import sys
@@ -419,17 +420,24 @@ def _positive_float(text: str) -> float:
 
 
 def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
-    """Commands that live in their own modules (evaluation, kiosk runner)."""
-    registrars: list[Callable[[argparse._SubParsersAction], None]] = []
-    for module_name in ("faceguard.evaluation.cli", "faceguard.kiosk.cli",
-                        "faceguard.core.library_cli"):
+    """Commands that live in their own modules (kiosk runner, library upkeep, evaluation).
+
+    A broken import fails loudly; only the evaluation package may be absent (a kiosk bundle
+    built without it), and then its commands are simply not offered.
+    """
+    for module_name in ("faceguard.kiosk.cli", "faceguard.core.library_cli",
+                        OPTIONAL_COMMANDS):
         try:
-            module = __import__(module_name, fromlist=["register"])
-        except ImportError:
-            continue
-        registrars.append(module.register)
-    for register in registrars:
-        register(commands)
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if module_name == OPTIONAL_COMMANDS and error.name in _OPTIONAL_PACKAGES:
+                continue
+            raise
+        module.register(commands)
+
+
+OPTIONAL_COMMANDS = "faceguard.evaluation.cli"
+_OPTIONAL_PACKAGES = ("faceguard.evaluation", "faceguard.evaluation.cli")
 
 
 class _PrefixedFormatter(logging.Formatter):
