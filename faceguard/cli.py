@@ -32,7 +32,10 @@ from faceguard.library.export import attendance_to_csv, events_to_csv, format_ti
 from faceguard.vision.image_io import load_image
 from faceguard.wording import one_line, plural
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+from faceguard.console import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from faceguard.console import print_error as _err
+
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "CommandError", "main"]
 
 
 class CommandError(FaceGuardError):
@@ -40,10 +43,6 @@ class CommandError(FaceGuardError):
 
 
 # -- output helpers ------------------------------------------------------------------------
-
-def _err(message: str) -> None:
-    print(f"faceguard: {one_line(message)}", file=sys.stderr)
-
 
 class Progress:
     """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
@@ -132,7 +131,11 @@ def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def cmd_identify(ctx: AppContext, args: argparse.Namespace) -> int:
-    recogniser = Recogniser(ctx.engine, ctx.matcher, ctx.library)
+    from faceguard.vision.liveness import checker_for_mode
+
+    liveness = checker_for_mode(ctx.settings.liveness_mode)  # enforce: a missing model fails
+    live_threshold = ctx.settings.liveness_threshold if liveness is not None else None
+    recogniser = Recogniser(ctx.engine, ctx.matcher, ctx.library, liveness=liveness)
     failures = 0
     for name in args.images:
         try:
@@ -141,10 +144,12 @@ def cmd_identify(ctx: AppContext, args: argparse.Namespace) -> int:
             failures += 1
             _err(str(error))
             if args.json:
-                print(json.dumps({"image": name, "faces": [], "error": str(error)}), flush=True)
+                print(json.dumps({"image": name, "faces": [], "error": str(error),
+                                  "liveness_threshold": live_threshold}), flush=True)
             continue
         if args.json:
-            print(json.dumps({"image": name, "faces": [f.to_json() for f in faces]}), flush=True)
+            print(json.dumps({"image": name, "faces": [f.to_json() for f in faces],
+                              "liveness_threshold": live_threshold}), flush=True)
         elif not faces:
             print(f"{one_line(name)}: no face")
         else:

@@ -18,17 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from faceguard.console import EXIT_OK
+from faceguard.console import print_error as _err
 from faceguard.core.admin import CredentialState, credential_state, pin_gate, reset_pin
 from faceguard.core.context import AppContext
 from faceguard.core.pin import hash_parameters
 from faceguard.errors import FaceGuardError
 from faceguard.library.backup import backup_library, restore_library
-
-EXIT_OK = 0
-
-
-def _err(message: str) -> None:
-    print(f"faceguard: {message}", file=sys.stderr, flush=True)
 
 
 def _read_new_pin(from_stdin: bool) -> str:

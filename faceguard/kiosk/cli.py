@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 from typing import Any
 
+from faceguard.console import EXIT_INTERRUPTED, EXIT_OK
+from faceguard.console import print_error as _err
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import KioskEvent
@@ -19,13 +20,7 @@ from faceguard.kiosk.demo import DemoSession, prepare_demo
 from faceguard.kiosk.pipeline import pipeline_for
 from faceguard.kiosk.runner import KioskLoop, LoopHooks, SourceStatus
 from faceguard.kiosk.sources import SourceSpec, make_source
-from faceguard.wording import one_line, plural
-
-EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 130
-
-
-def _err(message: str) -> None:
-    print(f"faceguard: {one_line(message)}", file=sys.stderr, flush=True)
+from faceguard.wording import plural
 
 
 def _print_event(event: KioskEvent) -> None:
