@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import Matcher, MatchResult
 from faceguard.vision.engine import FaceEngine, FaceObservation
+
+
+class LivenessScorer(Protocol):
+    """What recognition needs of a liveness checker (faceguard.vision.liveness)."""
+
+    def score(self, image_rgb: np.ndarray, mtcnn_box: np.ndarray) -> float | None:
+        """Fused live probability 0..1, or None when the face cannot be judged."""
 
 
 @dataclass
@@ -18,6 +26,7 @@ class RecognisedFace:
     observation: FaceObservation
     match: MatchResult
     person: str | None
+    liveness: float | None = None  # fused live probability (None: unsure or liveness off)
 
     def to_json(self) -> dict[str, object]:
         """The CLI's JSON contract for one face."""
@@ -28,16 +37,19 @@ class RecognisedFace:
             "landmarks": [[round(float(x), 1), round(float(y), 1)] for x, y in face.landmarks],
             "person": self.person,
             "similarity": round(float(self.match.similarity), 4),
+            "liveness": None if self.liveness is None else round(float(self.liveness), 4),
         }
 
 
 class Recogniser:
     """Identifies every face of an image against the matcher."""
 
-    def __init__(self, engine: FaceEngine, matcher: Matcher, library: FaceLibrary) -> None:
+    def __init__(self, engine: FaceEngine, matcher: Matcher, library: FaceLibrary, *,
+                 liveness: LivenessScorer | None = None) -> None:
         self.engine = engine
         self.matcher = matcher
         self.library = library
+        self.liveness = liveness  # scores every face when given
         self._names: dict[int, str] = {}
 
     def person_name(self, person_id: int) -> str:
@@ -57,6 +69,8 @@ class Recogniser:
             return []
         vectors = np.stack([o.embedding for o in observations if o.embedding is not None])
         matches = self.matcher.search(vectors)
+        checker = self.liveness
         return [RecognisedFace(o, m, self.person_name(m.person_id)
-                               if m.person_id is not None else None)
+                               if m.person_id is not None else None,
+                               checker.score(image, o.face.box) if checker else None)
                 for o, m in zip(observations, matches, strict=True)]

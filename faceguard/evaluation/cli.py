@@ -1,4 +1,4 @@
-"""`faceguard eval lfw` and `faceguard eval gallery` (registered by faceguard.cli)."""
+"""`faceguard eval lfw`, `eval gallery` and `eval liveness` (registered by faceguard.cli)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from faceguard.cli import CommandError, Progress
@@ -192,6 +194,99 @@ def cmd_eval_gallery(ctx: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
+def _liveness_scores(engine: FaceEngine, checker: Any, folder: Path, min_face: int,
+                     reporter: _Reporter, label: str, every: int = 1
+                     ) -> tuple[list[float | None], int, float]:
+    """The fused live probability of the largest face of each image (None: unsure), the
+    number of images without a face or unreadable (left out), and ms per scored face."""
+    from faceguard.errors import FaceGuardError
+    from faceguard.evaluation.attacks import image_files
+    from faceguard.vision.image_io import load_image
+
+    files = image_files(folder)[::every]
+    if not files:
+        raise CommandError(f"{folder}: no images (jpg, png, bmp, webp) in this folder")
+    scores: list[float | None] = []
+    left_out = 0
+    spent = 0.0
+    for done, path in enumerate(files, 1):
+        try:
+            image = load_image(path)
+            faces = engine.detect(image, min_face)
+        except FaceGuardError as error:
+            reporter.note(f"skipped {path}: {error}")
+            faces, image = [], None
+        if not faces or image is None:
+            left_out += 1
+        else:
+            tick = time.perf_counter()
+            scores.append(checker.score(image, faces[0].box))
+            spent += time.perf_counter() - tick
+        reporter.progress(label, done, len(files))
+    return scores, left_out, 1000.0 * spent / max(1, len(scores))
+
+
+def cmd_eval_liveness(ctx: AppContext, args: argparse.Namespace) -> int:
+    """APCER, BPCER and ACER of the liveness networks at the threshold in force; DET PNG."""
+    from faceguard.evaluation.attacks import SYNTHETIC_NOTE
+    from faceguard.evaluation.liveness import det_curve, draw_det, pad_rates
+    from faceguard.evaluation.roc_plot import check_target
+    from faceguard.vision.liveness import LivenessChecker
+
+    for folder in (args.live, args.attack):
+        if not Path(folder).is_dir():
+            raise CommandError(f"{folder} is not a folder")
+    if args.det:
+        check_target(args.det)
+    threshold = ctx.settings.liveness_threshold if args.threshold is None else args.threshold
+    min_face = _min_face(args)
+    checker = LivenessChecker()
+    reporter = _Reporter()
+    live, live_out, live_ms = _liveness_scores(ctx.engine, checker, Path(args.live), min_face,
+                                               reporter, "live", args.live_every)
+    attack, attack_out, attack_ms = _liveness_scores(ctx.engine, checker, Path(args.attack),
+                                                     min_face, reporter, "attack")
+    if not live or not attack:
+        raise CommandError("no face was found in the live or in the attack images")
+    rates = pad_rates(live, attack, threshold)
+    curve = det_curve(live, attack)
+    eer, eer_threshold = curve.equal_error()
+    if args.det:
+        title = f"Liveness DET: {len(live)} live, {len(attack)} attack images"
+        reporter.note(f"wrote {draw_det(args.det, [('MiniFASNet fused', curve)], title, [rates])}")
+    ms = (live_ms * len(live) + attack_ms * len(attack)) / (len(live) + len(attack))
+    info = {**rates.as_json(), "live_unsure": rates.live_unsure,
+            "attack_unsure": rates.attack_unsure, "live_no_face": live_out,
+            "attack_no_face": attack_out, "eer": eer, "eer_threshold": eer_threshold,
+            "ms_per_face": round(ms, 2), "model_id": checker.model_id,
+            "note": f"figures describe the images given; {SYNTHETIC_NOTE}"}
+    if args.json:
+        print(json.dumps(info, indent=1))
+    else:
+        print(f"liveness at threshold {threshold:.3f} (min face {min_face} px)\n"
+              f"  APCER {100 * rates.apcer:6.2f}%  attacks accepted as live "
+              f"({round(rates.apcer * rates.attack)} of {rates.attack}; "
+              f"{rates.attack_unsure} unsure, {attack_out} without a face left out)\n"
+              f"  BPCER {100 * rates.bpcer:6.2f}%  live faces refused "
+              f"({round(rates.bpcer * rates.live)} of {rates.live}; {rates.live_unsure} unsure "
+              f"count as refused, {live_out} without a face left out)\n"
+              f"  ACER  {100 * rates.acer:6.2f}%   EER {100 * eer:.2f}% at {eer_threshold:.3f}; "
+              f"{ms:.1f} ms per face (both networks)\n"
+              f"note: these figures describe the images given; {SYNTHETIC_NOTE}")
+    return 0
+
+
+def _unit(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``eval lfw`` and ``eval gallery`` to the faceguard command line."""
     parser = subparsers.add_parser(
@@ -229,3 +324,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gallery.add_argument("--seed", type=int, default=DEFAULT_SEED,
                          help="seed choosing who is enrolled and with which photos")
     gallery.set_defaults(func=cmd_eval_gallery)
+
+    liveness = actions.add_parser(
+        "liveness", help="APCER, BPCER, ACER of passive liveness on live and attack folders")
+    liveness.add_argument("--live", required=True, metavar="DIR",
+                          help="folder of live (bona fide) face images, searched recursively")
+    liveness.add_argument("--attack", required=True, metavar="DIR",
+                          help="folder of attack images (e.g. from tools/make_attacks.py)")
+    liveness.add_argument("--live-every", type=_positive, default=1, metavar="N",
+                          help="only every N-th live image (sorted paths; an LFW subset)")
+    liveness.add_argument("--json", action="store_true", help="print one JSON object")
+    liveness.add_argument("--det", metavar="FILE.png", help="draw the DET curve into FILE.png")
+    liveness.add_argument("--threshold", type=_unit,
+                          help="override the liveness threshold in force (settings)")
+    liveness.set_defaults(func=cmd_eval_liveness)

@@ -15,6 +15,29 @@ them less than ``visit_gap_s`` ago continues the visit) and not again within
 ``repeat_window_s`` of their last event at this kiosk. Unknown faces are logged the same way,
 once per visit, with at least ``unknown_cooldown_s`` between two unknown events.
 
+Liveness (:class:`LivenessPolicy`). With liveness on, the counted face is scored (the fused
+live probability of the two MiniFASNet networks) only while its visit is still undecided, and
+only on every ``stride``-th such frame (the cost, see LIVENESS_MODEL_CARD.md). A visit is
+live when ``votes_required`` of the last ``votes_window`` scored frames of that face reach the
+threshold; an unsure frame (face too small or too near the border) is a vote for "not live",
+never for "live". The defaults, 2 of 3 scored frames at stride 2, take frames 1, 3 and 5 of a
+visit, the same half second as the recognition vote, so a live person is not held up: if a
+live face were scored live with probability q per frame independently, a visit passes within
+its window with probability 3q^2 - 2q^3 (q = 0.9 gives 97 %), while an attack scored live
+with probability p passes with 3p^2 - 2p^3 (p = 0.05 gives 0.7 %). Frames of one
+presentation are not independent (the same print, the same light), so these are bounds of
+the idea, not measurements; the measured per-image rates are in the model card.
+
+- ``observe``: scores are kept with the events and shown, decisions are today's.
+- ``enforce``: a known person's visit is accepted only once it is live. A full window that
+  is not live enough ends the visit as its own decision ``attack`` (logged with its crop and
+  score, no IN/OUT, no person attached so attendance never counts it; the claimed name is
+  kept in the log and the alert); the visit stays refused until no face has been in view
+  for ``ATTACK_RESET_S`` (so each new presentation is a new attempt, scored afresh).
+  ``alert_attempts`` attack events within ``alert_window_s`` raise
+  a :class:`LivenessAlert`. Unknown faces are logged as unknown, with their score.
+- ``off``: nothing is scored; decisions and events are exactly those without liveness.
+
 Attendance. The first known event of a person's local day is IN; every later one that day is
 OUT (the last of them is the day's OUT, as in :mod:`faceguard.library.attendance`).
 
@@ -25,7 +48,7 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any, Literal, Protocol
 
@@ -35,10 +58,53 @@ from faceguard.library.attendance import local_day_start, to_local
 from faceguard.settings import Settings
 
 UNKNOWN = -1  # vote label of an unknown face
+LIVENESS_STRIDE = 2  # score every 2nd undecided frame (cost; see the module docstring)
+LIVENESS_MEMORY = 32  # scored frames remembered (filtered by face label and visit gap)
+ATTACK_RESET_S = 0.8  # no face in view this long ends a refused visit (the next is a new try)
 DEFAULT_UNKNOWN_COOLDOWN_S = 60.0
 DEFAULT_VISIT_GAP_S = 10.0
 
 Direction = Literal["IN", "OUT"]
+LivenessState = Literal["live", "attack", "pending"]
+ATTACK_DECISION = "attack"
+
+
+@dataclass(frozen=True)
+class LivenessPolicy:
+    """Liveness mode, threshold, N-of-M vote over scored frames, and the alert rule."""
+
+    mode: str = "off"
+    threshold: float = 0.5
+    votes_required: int = 2
+    votes_window: int = 3
+    alert_attempts: int = 3
+    alert_window_s: float = 300.0
+    stride: int = LIVENESS_STRIDE
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("off", "observe", "enforce"):
+            raise ValueError(f"unknown liveness mode {self.mode!r}")
+        if not 1 <= self.votes_required <= self.votes_window:
+            raise ValueError("need 1 <= liveness votes_required <= votes_window")
+        if self.stride < 1 or self.alert_attempts < 1:
+            raise ValueError("liveness stride and alert_attempts must be at least 1")
+
+    @property
+    def active(self) -> bool:
+        """Whether faces are scored at all."""
+        return self.mode != "off"
+
+    @property
+    def enforced(self) -> bool:
+        """Whether a visit that is not live is refused."""
+        return self.mode == "enforce"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LivenessPolicy:
+        """The liveness policy configured in the settings."""
+        return cls(settings.liveness_mode, float(settings.liveness_threshold),
+                   settings.liveness_votes_required, settings.liveness_votes_window,
+                   settings.liveness_alert_attempts, float(settings.liveness_alert_window_s))
 
 
 @dataclass(frozen=True)
@@ -50,6 +116,7 @@ class DecisionPolicy:
     repeat_window_s: float = 300.0
     unknown_cooldown_s: float = DEFAULT_UNKNOWN_COOLDOWN_S
     visit_gap_s: float = DEFAULT_VISIT_GAP_S
+    liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
 
     def __post_init__(self) -> None:
         if not 1 <= self.votes_required <= self.votes_window:
@@ -59,7 +126,8 @@ class DecisionPolicy:
     def from_settings(cls, settings: Settings) -> DecisionPolicy:
         """The policy configured in the settings."""
         return cls(settings.votes_required, settings.votes_window,
-                   float(settings.repeat_window_s))
+                   float(settings.repeat_window_s),
+                   liveness=LivenessPolicy.from_settings(settings))
 
 
 @dataclass(frozen=True)
@@ -70,6 +138,8 @@ class Candidate:
     similarity: float
     name: str | None = None
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
+    liveness: float | None = None  # fused live probability of this frame (None: unsure)
+    liveness_scored: bool = False  # whether liveness was computed on this frame
 
     @property
     def label(self) -> int:
@@ -102,10 +172,15 @@ class KioskEvent:
     direction: Direction | None
     crop: np.ndarray | None = field(default=None, repr=False, compare=False)
     event_id: int | None = None
+    liveness: float | None = None  # mean fused live probability of the visit's scored frames
+    attack: bool = False  # presentation attack suspected (enforce mode)
+    claimed_name: str | None = None  # whom an attack event's face was matched to
 
     @property
     def decision(self) -> str:
-        """The library's decision value: ``known`` or ``unknown``."""
+        """The library's decision value: ``known``, ``unknown`` or ``attack``."""
+        if self.attack:
+            return ATTACK_DECISION
         return "known" if self.person_id is not None else "unknown"
 
     def to_json(self, tz: tzinfo | None = None) -> dict[str, Any]:
@@ -120,7 +195,25 @@ class KioskEvent:
             "person": self.person_name,
             "direction": self.direction,
             "similarity": round(float(self.similarity), 4),
+            "liveness": None if self.liveness is None else round(float(self.liveness), 4),
         }
+
+
+@dataclass(frozen=True)
+class LivenessAlert:
+    """Repeated suspected attacks at this kiosk: an admin should look (audit + warning)."""
+
+    timestamp: datetime
+    kiosk_id: str
+    attempts: int
+    window_s: float
+    claimed: tuple[str, ...] = ()
+
+    def message(self) -> str:
+        """One line for the log, the audit trail and the admin's screen."""
+        who = f" (matched to {', '.join(self.claimed)})" if self.claimed else ""
+        return (f"{self.attempts} suspected presentation attacks within "
+                f"{self.window_s:.0f} s at kiosk {self.kiosk_id}{who}")
 
 
 @dataclass(frozen=True)
@@ -135,6 +228,8 @@ class Outcome:
     event: KioskEvent | None = None
     previous: datetime | None = None
     previous_direction: Direction | None = None
+    liveness: LivenessState | None = None  # the visit's liveness state (None: off / no face)
+    alert: LivenessAlert | None = None
 
 
 class EventHistory(Protocol):
@@ -171,6 +266,11 @@ class Decider:
         self._last_seen: dict[int, datetime] = {}  # last verdict per label (visit tracking)
         self._seeded: set[int] = set()
         self._days_with_in: set[tuple[int, date]] = set()
+        self._live: deque[tuple[datetime, int, float | None]] = deque(maxlen=LIVENESS_MEMORY)
+        self._since_scored = LIVENESS_STRIDE * 100  # frames since the last scored one
+        self._attack_visits: set[int] = set()  # labels whose current visit was refused
+        self._attacks: deque[tuple[datetime, str | None]] = deque()  # for the alert
+        self._absent_since: datetime | None = None  # first frame of the current no-face run
 
     def set_policy(self, policy: DecisionPolicy) -> None:
         """Change the numbers (from the settings dialog); votes so far are kept if they fit."""
@@ -181,6 +281,7 @@ class Decider:
     def reset(self) -> None:
         """Forget the current votes (the source changed); events logged so far still count."""
         self._votes.clear()
+        self._live.clear()
 
     def forget_person(self, person_id: int) -> None:
         """Drop what is remembered about a removed person."""
@@ -188,23 +289,127 @@ class Decider:
         self._last_seen.pop(person_id, None)
         self._seeded.discard(person_id)
         self._days_with_in = {key for key in self._days_with_in if key[0] != person_id}
+        self._attack_visits.discard(person_id)
+
+    # -- liveness --------------------------------------------------------------------------
+
+    def _visit_open(self, label: int, now: datetime) -> bool:
+        """Whether a verdict on this label less than ``visit_gap_s`` ago continues a visit."""
+        last_seen = self._last_seen.get(label)
+        return last_seen is not None and \
+            (now - last_seen).total_seconds() < self.policy.visit_gap_s
+
+    def liveness_due(self, label: int, now: datetime) -> bool:
+        """Whether the pipeline should score this frame's counted face (label of its match).
+
+        Only while liveness is on, the face's visit is undecided, and every ``stride``-th
+        such frame.
+        """
+        live = self.policy.liveness
+        if not live.active or self._visit_open(label, now):
+            return False
+        return self._since_scored >= live.stride - 1
+
+    def liveness_scores(self, label: int, now: datetime) -> list[float | None]:
+        """The last ``votes_window`` scores of this face within the visit gap, oldest first."""
+        gap = self.policy.visit_gap_s
+        scores = [score for when, who, score in self._live
+                  if who == label and (now - when).total_seconds() < gap]
+        return scores[-self.policy.liveness.votes_window:]
+
+    def last_liveness(self, label: int, now: datetime) -> float | None:
+        """The newest known score of this face (for the admin's view), or None."""
+        known = [s for s in self.liveness_scores(label, now) if s is not None]
+        return known[-1] if known else None
+
+    def _liveness_state(self, label: int, now: datetime) -> tuple[LivenessState, float | None]:
+        """live / attack / pending for a face, and the mean of its known scores."""
+        live = self.policy.liveness
+        scores = self.liveness_scores(label, now)
+        known = [s for s in scores if s is not None]
+        mean = float(np.mean(known)) if known else None
+        votes = sum(1 for s in known if s >= live.threshold)  # unsure is never a live vote
+        if votes >= live.votes_required:
+            return "live", mean
+        if len(scores) >= live.votes_window:
+            return "attack", mean
+        return "pending", mean
 
     def update(self, candidate: Candidate | None, now: datetime) -> Outcome:
         """Add this frame's vote (None: no face to count) and decide."""
         if now.tzinfo is None:
             raise ValueError("now must be timezone-aware")
         self._votes.append(candidate)
+        self._track_absence(candidate, now)
+        if candidate is not None and candidate.liveness_scored:
+            self._live.append((now, candidate.label, candidate.liveness))
+            self._since_scored = 0
+        elif candidate is not None:
+            self._since_scored += 1
         verdict, best = self._verdict(candidate)
         if verdict is None:
             return Outcome(None)
         label = UNKNOWN if verdict.person_id is None else verdict.person_id
-        last_seen = self._last_seen.get(label)
+        same_visit = self._visit_open(label, now)
+        live = self.policy.liveness
+        state: LivenessState | None = None
+        score: float | None = None
+        if live.active:
+            state, score = self._liveness_state(label, now)
+        if live.enforced and verdict.person_id is not None:
+            if same_visit and label in self._attack_visits:
+                self._last_seen[label] = now
+                return Outcome(verdict, liveness="attack")
+            if not same_visit:
+                self._attack_visits.discard(label)
+                if state == "pending":
+                    return Outcome(verdict, liveness="pending")  # the visit is not decided
+                if state == "attack":
+                    self._last_seen[label] = now
+                    self._attack_visits.add(label)
+                    return self._attack(verdict, best, now, score)
         self._last_seen[label] = now
-        same_visit = last_seen is not None and \
-            (now - last_seen).total_seconds() < self.policy.visit_gap_s
         if verdict.person_id is None:
-            return self._unknown(verdict, best, now, same_visit)
-        return self._known(verdict, best, now, same_visit)
+            outcome = self._unknown(verdict, best, now, same_visit)
+        else:
+            outcome = self._known(verdict, best, now, same_visit)
+        if outcome.event is not None:
+            outcome = replace(outcome, event=replace(outcome.event, liveness=score))
+        return replace(outcome, liveness=state)
+
+    def _track_absence(self, candidate: Candidate | None, now: datetime) -> None:
+        """End refused visits once no face has been in view for ``ATTACK_RESET_S``."""
+        if candidate is None:
+            if self._absent_since is None:
+                self._absent_since = now
+            return
+        if self._absent_since is not None and self._attack_visits and \
+                (now - self._absent_since).total_seconds() >= ATTACK_RESET_S:
+            for label in self._attack_visits:
+                self._last_seen.pop(label, None)
+            self._live = deque(((w, who, sc) for w, who, sc in self._live
+                                if who not in self._attack_visits), maxlen=LIVENESS_MEMORY)
+            self._attack_visits.clear()
+        self._absent_since = None
+
+    def _attack(self, verdict: Verdict, best: Candidate | None, now: datetime,
+                score: float | None) -> Outcome:
+        """A known face whose visit is not live enough: an ``attack`` event, maybe an alert."""
+        event = KioskEvent(now, self.kiosk_id, None, None, verdict.similarity, None,
+                           best.crop if best else None, liveness=score, attack=True,
+                           claimed_name=verdict.name)
+        live = self.policy.liveness
+        self._attacks.append((now, verdict.name))
+        while self._attacks and \
+                (now - self._attacks[0][0]).total_seconds() > live.alert_window_s:
+            self._attacks.popleft()
+        alert = None
+        if len(self._attacks) >= live.alert_attempts:
+            names = tuple(sorted({n for _, n in self._attacks if n}))
+            alert = LivenessAlert(now, self.kiosk_id, len(self._attacks), live.alert_window_s,
+                                  names)
+            self._attacks.clear()  # the next alert needs as many new attempts
+        return Outcome(verdict, event, liveness="attack", alert=alert)
 
     def _verdict(self, current: Candidate | None
                  ) -> tuple[Verdict | None, Candidate | None]:

@@ -1,7 +1,10 @@
 """The built-in demo: a throw-away library with one enrolled person, and a synthetic video.
 
 Eileen Collins (resources/demo/astronaut.png) is enrolled; Grace Hopper
-(resources/demo/grace_hopper.jpg) is the stranger. The demo's library, settings and events live
+(resources/demo/grace_hopper.jpg) is the stranger. Then Eileen's photo is shown again as a
+synthetic screen replay (:class:`AttackDemoSource`); the demo enforces liveness, so it is
+refused ("Please look at the camera") and logged as a suspected attack, never as her.
+The demo's library, settings and events live
 in a temporary folder that is deleted afterwards, or in the folder given with ``--data-dir``;
 the real library is never opened.
 """
@@ -17,11 +20,16 @@ from faceguard.core.context import AppContext
 from faceguard.core.enrolment import Enroller
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.sources import (
+    DEMO_FPS,
     DEMO_KNOWN_PHOTO,
+    DEMO_SCRIPT,
+    DEMO_SIZE,
     DEMO_STRANGER_PHOTO,
+    DemoShot,
     DemoSource,
     SourceEnded,
     SourceError,
+    SourceSpec,
 )
 from faceguard.paths import resources_dir
 from faceguard.settings import Settings, load_settings, save_settings, settings_path
@@ -62,7 +70,7 @@ class DemoSession:
 
 def demo_settings(base: Settings | None) -> Settings:
     """Fresh settings for the demo, keeping the real model and its operating point."""
-    settings = Settings(kiosk_name=DEMO_KIOSK, source="demo")
+    settings = Settings(kiosk_name=DEMO_KIOSK, source="demo", liveness_mode="enforce")
     if base is not None:
         settings = settings.replace(**{name: getattr(base, name) for name in CARRIED_SETTINGS})
     return settings
@@ -142,3 +150,59 @@ def write_demo_video(path: str | Path, *, fps: float = 5.0, size: tuple[int, int
         writer.release()
         source.close()
     return count
+
+
+# -- the demo's presentation attack -------------------------------------------------------------
+
+DEMO_ATTACK_KEY = "attack:screen:" + DEMO_KNOWN_PHOTO  # the known person's photo on a screen
+DEMO_ATTACK_SEED = 11
+
+
+def attack_script() -> tuple[DemoShot, ...]:
+    """The liveness demo's cycle: the enrolled person, the stranger, then a screen replay of
+    the enrolled person's photo (3 s after the stranger, so more than the visit gap after
+    her real visit)."""
+    gap, stranger = DEMO_SCRIPT[2], DEMO_SCRIPT[3]
+    # The "live" person is itself a digital photo pasted into the scene; the networks take
+    # it as live only when its face is large (about 130 px and more; at 100-125 px it
+    # scores 0.2-0.5), so this demo shows her closer than the plain demo does.
+    live = DemoShot(DEMO_KNOWN_PHOTO, 6.0, scale=(1.3, 1.4), centre_x=(0.42, 0.56),
+                    centre_y=(0.42, 0.38), light=(0.95, 1.1), angle=(-3.0, 2.0))
+    return (DEMO_SCRIPT[0], live, gap, stranger, DemoShot(None, 3.0),
+            DemoShot(DEMO_ATTACK_KEY, 5.0, scale=(1.0, 1.1), centre_x=(0.45, 0.55),
+                     centre_y=(0.42, 0.4), light=(1.0, 1.05), angle=(-2.0, 2.0)),
+            DemoShot(None, 1.0))
+
+
+class AttackDemoSource(DemoSource):
+    """The demo video with a synthetic screen replay of the enrolled person (liveness demo).
+
+    The replay is made once at open by :func:`faceguard.vision.attacks.screen_attack` from
+    the enrolled person's photo; it is synthetic (see that module).
+    """
+
+    def __init__(self, spec: SourceSpec | None = None, *, loop: bool = True,
+                 fps: float = DEMO_FPS, size: tuple[int, int] = DEMO_SIZE,
+                 follow_clock: bool = False) -> None:
+        super().__init__(spec, loop=loop, fps=fps, size=size, script=attack_script(),
+                         follow_clock=follow_clock)
+
+    def open(self) -> None:
+        from faceguard.vision.attacks import screen_attack
+
+        real = [shot for shot in self.script if shot.photo != DEMO_ATTACK_KEY]
+        script, self.script = self.script, tuple(real)
+        try:
+            super().open()
+        finally:
+            self.script = script
+        photo = self._photos[DEMO_KNOWN_PHOTO]
+        self._photos[DEMO_ATTACK_KEY] = screen_attack(photo, DEMO_ATTACK_SEED)
+        # the replay shows the photo shrunk about its centre: place its face likewise
+        size = self.face_px[DEMO_KNOWN_PHOTO]
+        fx, fy = self.face_centre[DEMO_KNOWN_PHOTO]
+        ph, pw = photo.shape[:2]
+        shrink = 0.78
+        self.face_px[DEMO_ATTACK_KEY] = size * shrink
+        self.face_centre[DEMO_ATTACK_KEY] = (pw / 2 + (fx - pw / 2) * shrink,
+                                             ph / 2 + (fy - ph / 2) * shrink)

@@ -3,6 +3,10 @@
 The largest face of at least ``min_face`` pixels is the one that counts; other faces are
 matched and drawn but never logged, and faces below the minimum size are drawn as "too small"
 without being embedded. Events go to the library with a small JPEG crop of the aligned face.
+
+With liveness on (``observe`` or ``enforce``), the counted face is scored by the
+:class:`~faceguard.vision.liveness.LivenessChecker` only when the decider says the frame
+feeds an undecided visit (:meth:`Decider.liveness_due`); other faces are never scored.
 """
 
 from __future__ import annotations
@@ -19,19 +23,24 @@ from faceguard.core.context import AppContext
 from faceguard.core.recognition import Recogniser
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import (
+    UNKNOWN,
     Candidate,
     Clock,
     Decider,
     DecisionPolicy,
     KioskEvent,
+    LivenessAlert,
+    LivenessPolicy,
     Outcome,
     Verdict,
     utc_clock,
 )
 from faceguard.library.backup import DailyMaintenance
-from faceguard.library.database import FaceLibrary, encode_crop
+from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import Matcher
 from faceguard.vision.engine import FaceEngine
+from faceguard.vision.image_io import encode_jpeg
+from faceguard.vision.liveness import LivenessChecker, checker_for_mode
 from faceguard.vision.mtcnn import Face
 
 log = logging.getLogger(__name__)
@@ -53,6 +62,7 @@ class FaceInfo:
     similarity: float | None = None
     counted: bool = False  # the largest face, the one the kiosk decides on
     too_small: bool = False
+    liveness: float | None = None  # the counted face's newest live probability (None: none)
 
     @property
     def known(self) -> bool:
@@ -74,6 +84,9 @@ class FrameResult:
     previous_direction: str | None = None
     latency_ms: float = 0.0
     error: str | None = field(default=None)
+    liveness: str | None = None  # the visit's liveness state: live / attack / pending / None
+    liveness_ms: float = 0.0  # time spent scoring liveness on this frame (0: not scored)
+    alert: LivenessAlert | None = None
 
 
 class LibraryHistory:
@@ -97,7 +110,8 @@ class KioskPipeline:
     def __init__(self, engine: FaceEngine, matcher: Matcher, library: FaceLibrary,
                  decider: Decider, *, min_face: int, clock: Clock = utc_clock,
                  recogniser: Recogniser | None = None,
-                 process_max_side: int = PROCESS_MAX_SIDE) -> None:
+                 process_max_side: int = PROCESS_MAX_SIDE,
+                 liveness: LivenessChecker | None = None) -> None:
         self.engine = engine
         self.matcher = matcher
         self.library = library
@@ -107,7 +121,11 @@ class KioskPipeline:
         self.recogniser = recogniser or Recogniser(engine, matcher, library)
         self.process_max_side = process_max_side
         self.frames = 0
+        self.liveness = liveness
+        if liveness is None and decider.policy.liveness.active:
+            raise ValueError("liveness is on in the policy but no LivenessChecker was given")
         self.on_logged: Callable[[KioskEvent], None] | None = None
+        self.on_alert: Callable[[LivenessAlert], None] | None = None  # the GUI shows it
         self.housekeeping: Callable[[], object] | None = None  # run now and then by the loop
 
     @property
@@ -134,24 +152,50 @@ class KioskPipeline:
             matches = self.matcher.search(vectors)
         infos: list[FaceInfo] = []
         candidate: Candidate | None = None
+        liveness_ms = 0.0
         for position, (observation, match) in enumerate(zip(observations, matches,
                                                             strict=True)):
             name = None
             if match.person_id is not None:
                 name = self.recogniser.person_name(match.person_id)
             counted = position == 0
-            infos.append(_face_info(observation.face, match.person_id, name,
-                                    float(match.similarity), counted=counted))
+            live: float | None = None
             if counted:
+                label = UNKNOWN if match.person_id is None else match.person_id
+                scored = self.liveness is not None and self.decider.liveness_due(label, now)
+                if scored:
+                    assert self.liveness is not None
+                    tick = time.perf_counter()
+                    live = self.liveness.score(frame, observation.face.box)
+                    liveness_ms = (time.perf_counter() - tick) * 1000.0
                 candidate = Candidate(match.person_id, float(match.similarity), name,
-                                      observation.crop)
+                                      observation.crop, live, scored)
+                if not scored and self.liveness is not None:
+                    live = self.decider.last_liveness(label, now)
+            infos.append(_face_info(observation.face, match.person_id, name,
+                                    float(match.similarity), counted=counted, liveness=live))
         infos += [_face_info(f, too_small=True) for f in faces if f.size < self.min_face]
         outcome = self.decider.update(candidate, now)
         event, error = self._log(outcome)
+        if outcome.alert is not None:
+            self._alert(outcome.alert)
         latency = (time.perf_counter() - started) * 1000.0
         return FrameResult(index, now, int(frame.shape[1]), int(frame.shape[0]), tuple(infos),
                            outcome.verdict, event, outcome.previous,
-                           outcome.previous_direction, latency, error)
+                           outcome.previous_direction, latency, error, outcome.liveness,
+                           liveness_ms, outcome.alert)
+
+    def _alert(self, alert: LivenessAlert) -> None:
+        """Repeated suspected attacks: a logged warning, an audit entry, the GUI's hook."""
+        log.warning("liveness alert: %s", alert.message())
+        try:
+            self.library.audit("kiosk", "liveness_alert",
+                               {"kiosk_id": alert.kiosk_id, "attempts": alert.attempts,
+                                "window_s": alert.window_s, "matched_to": list(alert.claimed)})
+        except FaceGuardError as error:
+            log.warning("liveness alert not audited: %s", error)
+        if self.on_alert is not None:
+            self.on_alert(alert)
 
     def _log(self, outcome: Outcome) -> tuple[KioskEvent | None, str | None]:
         event = outcome.event
@@ -160,20 +204,34 @@ class KioskPipeline:
         crop = None
         if event.crop is not None:
             try:
-                crop = encode_crop(event.crop, EVENT_CROP_QUALITY)
+                crop = encode_jpeg(event.crop, EVENT_CROP_QUALITY)
             except FaceGuardError:
                 crop = None
         try:
             stored = self.library.add_event(event.timestamp, event.kiosk_id, event.person_id,
-                                            event.similarity, event.decision, crop)
+                                            event.similarity, event.decision, crop,
+                                            event.liveness)
         except FaceGuardError as error:
             log.warning("event not logged: %s", error)
             return None, f"event not logged: {error}"
         logged = replace(event, event_id=stored.id,
                          person_name=stored.person_name or event.person_name)
+        if logged.attack:
+            score = "unsure" if logged.liveness is None else f"{logged.liveness:.3f}"
+            log.warning("presentation attack suspected at kiosk %s (matched to %s, liveness "
+                        "%s); event %s", logged.kiosk_id, logged.claimed_name or "?", score,
+                        logged.event_id)
         if self.on_logged is not None:
             self.on_logged(logged)
         return logged, None
+
+    def set_policy(self, policy: DecisionPolicy) -> None:
+        """New decision numbers (the settings dialog); loads the liveness networks when
+        liveness is switched on (a ModelError in enforce mode, see :func:`load_liveness`)."""
+        live = policy.liveness
+        if live.active and self.liveness is None:
+            self.liveness, live = load_liveness(live)
+        self.decider.set_policy(replace(policy, liveness=live))
 
     def person_removed(self, person_id: int) -> None:
         """Forget cached names and decisions about someone removed or renamed."""
@@ -183,20 +241,35 @@ class KioskPipeline:
 
 def _face_info(face: Face, person_id: int | None = None, name: str | None = None,
                similarity: float | None = None, *, counted: bool = False,
-               too_small: bool = False) -> FaceInfo:
+               too_small: bool = False, liveness: float | None = None) -> FaceInfo:
     box = tuple(float(v) for v in face.box)
     marks = tuple((float(x), float(y)) for x, y in face.landmarks)
     return FaceInfo((box[0], box[1], box[2], box[3]), marks, float(face.size), person_id, name,
-                    similarity, counted, too_small)
+                    similarity, counted, too_small, liveness)
+
+
+def load_liveness(policy: LivenessPolicy) -> tuple[LivenessChecker | None, LivenessPolicy]:
+    """The liveness networks for a policy, and the policy that can actually run.
+
+    Off: nothing is loaded. A missing or damaged model is a start-up error in enforce mode
+    (:class:`ModelError` saying so) and a logged warning in observe mode, which then runs
+    without liveness.
+    """
+    checker = checker_for_mode(policy.mode)
+    if checker is None and policy.active:
+        return None, replace(policy, mode="off")
+    return checker, policy
 
 
 def pipeline_for(ctx: AppContext, *, clock: Clock = utc_clock) -> KioskPipeline:
     """The kiosk pipeline over a context's engine, matcher, library and settings."""
     settings = ctx.settings
-    decider = Decider(DecisionPolicy.from_settings(settings), settings.kiosk_name,
+    policy = DecisionPolicy.from_settings(settings)
+    checker, live_policy = load_liveness(policy.liveness)
+    decider = Decider(replace(policy, liveness=live_policy), settings.kiosk_name,
                       history=LibraryHistory(ctx.library))
     pipeline = KioskPipeline(ctx.engine, ctx.matcher, ctx.library, decider,
-                             min_face=ctx.min_face, clock=clock)
+                             min_face=ctx.min_face, clock=clock, liveness=checker)
     ctx.hold_kiosk_lock()  # no restore while the kiosk runs
     pipeline.housekeeping = DailyMaintenance(ctx.library, ctx.settings.backups_keep)
     return pipeline

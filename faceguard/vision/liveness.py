@@ -14,6 +14,7 @@ gives ``None`` ("unsure"), never a live score.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from faceguard.errors import ModelError
 from faceguard.vision.onnx_model import OnnxModel, TensorSpec, default_model_path
+
+log = logging.getLogger(__name__)
 
 CROP_SIZE = 80
 LIVE_CLASS = 1
@@ -200,3 +204,25 @@ class LivenessChecker:
               mtcnn_box: Sequence[float] | np.ndarray) -> float | None:
         """Fused live probability 0..1 of the face in ``mtcnn_box``, or None (unsure)."""
         return self.assess(image_rgb, mtcnn_box).live
+
+
+def checker_for_mode(mode: str, models_folder: Path | None = None, *,
+                     threads: int = 1) -> LivenessChecker | None:
+    """The checker a liveness mode needs: None for ``off``.
+
+    A missing or damaged model is a :class:`ModelError` (a start-up error) in ``enforce``
+    mode, and a logged warning in ``observe`` mode, which then goes on without liveness
+    (None).
+    """
+    if mode == "off":
+        return None
+    try:
+        return LivenessChecker(models_folder, threads=threads)
+    except ModelError as error:
+        if mode == "enforce":
+            raise ModelError(f"liveness is set to enforce but its model cannot be loaded "
+                             f"({error}); reinstall FaceGuard's models or set liveness_mode "
+                             "to observe or off") from error
+        log.warning("the liveness model cannot be loaded (%s); going on without liveness",
+                    error)
+        return None
