@@ -431,7 +431,7 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
     built without it), and then its commands are simply not offered.
     """
     for module_name in ("faceguard.kiosk.cli", "faceguard.core.library_cli",
-                        OPTIONAL_COMMANDS):
+                        "faceguard.core.config_cli", OPTIONAL_COMMANDS):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:

@@ -38,6 +38,13 @@ DEFAULT_THRESHOLD_NOTE = "model calibration; see resources/models/MODEL_CARD.md"
 
 DEFAULT_MODEL_FILE = "lite_mobilefacenet_96.onnx"
 
+# Passive liveness (resources/models/LIVENESS_MODEL_CARD.md, "FaceGuard's measurement").
+# off: not computed; observe: scored, logged and shown, never blocks; enforce: a visit whose
+# frames are not live enough is refused as a suspected presentation attack.
+LIVENESS_MODES = ("off", "observe", "enforce")
+DEFAULT_LIVENESS_MODE = "observe"
+DEFAULT_LIVENESS_THRESHOLD = 0.5
+
 
 class SettingsError(FaceGuardError):
     """Settings have an invalid value or cannot be saved."""
@@ -85,6 +92,13 @@ def _check_model_file(value: Any) -> str | None:
     return None
 
 
+def _check_choice(value: Any, choices: tuple[str, ...]) -> str | None:
+    """Problem description for a value that is not one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        return "must be one of " + ", ".join(choices)
+    return None
+
+
 def _check_pin_hash(value: Any) -> str | None:
     """The PIN hash is absent (no PIN) or non-empty text."""
     if value is None:
@@ -92,23 +106,20 @@ def _check_pin_hash(value: Any) -> str | None:
     return _check_str(value, max_len=1024)
 
 
-# Field name -> validator returning a problem description (None when valid).
-_VALIDATORS: dict[str, Callable[[Any], str | None]] = {
-    "kiosk_name": lambda v: _check_str(v, max_len=64),
-    "source": lambda v: _check_str(v, max_len=1024),
-    "model_file": _check_model_file,
-    "match_threshold": lambda v: None if v is None else _check_float(v, -1.0, 1.0),
-    "match_margin": lambda v: _check_float(v, 0.0, 2.0),
-    "threshold_far": lambda v: _check_float(v, 0.0, 1.0, lo_open=True),
-    "threshold_note": lambda v: _check_str(v, max_len=1024, allow_empty=True),
-    "min_face_px": lambda v: _check_int(v, 16, 4096),
-    "repeat_window_s": lambda v: _check_int(v, 0, 86_400),
-    "votes_required": lambda v: _check_int(v, 1, 100),
-    "votes_window": lambda v: _check_int(v, 1, 100),
-    "pin_hash": _check_pin_hash,
-    "admin_lock_s": lambda v: _check_int(v, 10, 86_400),
-    "backups_keep": lambda v: _check_int(v, 0, 1000),
-}
+# Pairs (part, whole): a vote needs at most as many frames as its window holds.
+NOT_ABOVE = (("votes_required", "votes_window"),
+             ("liveness_votes_required", "liveness_votes_window"))
+
+
+def setting(default: Any, check: Callable[[Any], str | None], key: str, help: str,
+            **field_options: Any) -> Any:
+    """Declare one setting: its default, validator, dotted key (``faceguard config``) and help.
+
+    The declaration is the only place these live: the dialog, ``faceguard config`` and the
+    loader all read them from the field's metadata (see :data:`OPTIONS`).
+    """
+    return field(default=default, metadata={"check": check, "key": key, "help": help},
+                 **field_options)
 
 
 @dataclass(frozen=True)
@@ -125,38 +136,87 @@ class Settings:
     """
 
     schema_version: int = SCHEMA_VERSION
-    kiosk_name: str = "kiosk-1"
-    source: str = "0"
-    model_file: str = DEFAULT_MODEL_FILE
-    match_threshold: float | None = DEFAULT_MATCH_THRESHOLD
-    match_margin: float = DEFAULT_MATCH_MARGIN
-    threshold_far: float = DEFAULT_THRESHOLD_FAR
-    threshold_note: str = DEFAULT_THRESHOLD_NOTE
-    min_face_px: int = 60
-    repeat_window_s: int = 300
-    votes_required: int = 3
-    votes_window: int = 5
-    pin_hash: str | None = field(default=None, repr=False)  # legacy: moved into the library
-    admin_lock_s: int = 60
-    backups_keep: int = 7  # automatic daily backups kept in backups/ (0: none)
+    kiosk_name: str = setting(
+        "kiosk-1", lambda v: _check_str(v, max_len=64), "kiosk.name",
+        "Name of this kiosk (door) in the entry log.")
+    source: str = setting(
+        "0", lambda v: _check_str(v, max_len=1024), "kiosk.source",
+        "Video source: camera index, video file, stream URL, image folder or 'demo'.")
+    model_file: str = setting(
+        DEFAULT_MODEL_FILE, _check_model_file, "recognition.model_file",
+        "Embedding model file in resources/models.")
+    match_threshold: float | None = setting(
+        DEFAULT_MATCH_THRESHOLD, lambda v: None if v is None else _check_float(v, -1.0, 1.0),
+        "recognition.threshold",
+        "Similarity a face needs to be recognised; 'none' uses the model's calibration. "
+        "Higher lets fewer strangers in and refuses more enrolled people.")
+    match_margin: float = setting(
+        DEFAULT_MATCH_MARGIN, lambda v: _check_float(v, 0.0, 2.0), "recognition.margin",
+        "How far the best person must beat the runner-up.")
+    threshold_far: float = setting(
+        DEFAULT_THRESHOLD_FAR, lambda v: _check_float(v, 0.0, 1.0, lo_open=True),
+        "recognition.threshold_far", "False-accept rate the threshold was calibrated for.")
+    threshold_note: str = setting(
+        DEFAULT_THRESHOLD_NOTE, lambda v: _check_str(v, max_len=1024, allow_empty=True),
+        "recognition.threshold_note", "Where the threshold comes from.")
+    min_face_px: int = setting(
+        60, lambda v: _check_int(v, 16, 4096), "recognition.min_face_px",
+        "Smallest face (pixels) that is detected and can count.")
+    repeat_window_s: int = setting(
+        300, lambda v: _check_int(v, 0, 86_400), "decisions.repeat_window_s",
+        "Seconds in which the same person is not logged twice.")
+    votes_required: int = setting(
+        3, lambda v: _check_int(v, 1, 100), "decisions.votes_required",
+        "Frames that must agree before a person is accepted ...")
+    votes_window: int = setting(
+        5, lambda v: _check_int(v, 1, 100), "decisions.votes_window",
+        "... out of this many recent frames.")
+    pin_hash: str | None = setting(
+        None, _check_pin_hash, "admin.pin_hash",
+        "Legacy: the admin PIN now lives in the face library.", repr=False)
+    admin_lock_s: int = setting(
+        60, lambda v: _check_int(v, 10, 86_400), "admin.lock_s",
+        "Seconds the admin screens stay locked after five wrong PINs.")
+    backups_keep: int = setting(
+        7, lambda v: _check_int(v, 0, 1000), "library.backups_keep",
+        "Automatic daily backups kept in backups/ (0: none).")
+    liveness_mode: str = setting(
+        DEFAULT_LIVENESS_MODE, lambda v: _check_choice(v, LIVENESS_MODES), "liveness.mode",
+        "off, observe (scored and logged, never blocks) or enforce (refuses suspected "
+        "photos and screens).")
+    liveness_threshold: float = setting(
+        DEFAULT_LIVENESS_THRESHOLD, lambda v: _check_float(v, 0.0, 1.0), "liveness.threshold",
+        "Live probability a frame needs. Higher refuses more attacks and more real people.")
+    liveness_votes_required: int = setting(
+        2, lambda v: _check_int(v, 1, 100), "liveness.votes_required",
+        "Live scored frames needed ...")
+    liveness_votes_window: int = setting(
+        3, lambda v: _check_int(v, 1, 100), "liveness.votes_window",
+        "... of the counted face's last scored frames.")
+    liveness_alert_attempts: int = setting(
+        3, lambda v: _check_int(v, 1, 1000), "liveness.alert_attempts",
+        "Suspected attacks within the alert window that raise an admin alert.")
+    liveness_alert_window_s: int = setting(
+        300, lambda v: _check_int(v, 1, 86_400), "liveness.alert_window_s",
+        "Seconds of the alert window.")
 
     def __post_init__(self) -> None:
         """Reject invalid values with a user-facing message."""
         if self.schema_version != SCHEMA_VERSION:
             raise SettingsError(f"Setting schema_version must be {SCHEMA_VERSION}.")
-        for name, check in _VALIDATORS.items():
+        for name, check in _validators().items():
             problem = check(getattr(self, name))
             if problem:
                 raise SettingsError(f"Setting {name} {problem} (got {getattr(self, name)!r}).")
-        if self.votes_required > self.votes_window:
-            raise SettingsError(
-                f"Setting votes_required ({self.votes_required}) must not exceed "
-                f"votes_window ({self.votes_window})."
-            )
+        for part, whole in NOT_ABOVE:
+            if getattr(self, part) > getattr(self, whole):
+                raise SettingsError(f"Setting {part} ({getattr(self, part)}) must not exceed "
+                                    f"{whole} ({getattr(self, whole)}).")
         # Floats given as whole numbers in JSON ("threshold": 1) are kept as floats.
-        for name in ("match_threshold", "match_margin", "threshold_far"):
-            if getattr(self, name) is not None:
-                object.__setattr__(self, name, float(getattr(self, name)))
+        for item in dataclasses.fields(self):
+            value = getattr(self, item.name)
+            if "float" in str(item.type) and isinstance(value, int):
+                object.__setattr__(self, item.name, float(value))
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some values changed (validated; raises SettingsError)."""
@@ -178,23 +238,82 @@ class Settings:
             log.warning("Ignoring unknown setting %r.", key)
         values: dict[str, Any] = {}
         for name in sorted(known & set(data)):
-            problem = _VALIDATORS[name](data[name])
+            problem = _validators()[name](data[name])
             if problem:
                 log.warning("Setting %s %s (got %r); using the default.", name, problem, data[name])
             else:
                 values[name] = data[name]
         defaults = cls()
-        required = values.get("votes_required", defaults.votes_required)
-        window = values.get("votes_window", defaults.votes_window)
-        if required > window:
-            log.warning(
-                "Setting votes_required (%s) exceeds votes_window (%s); using the defaults.",
-                required,
-                window,
-            )
-            values.pop("votes_required", None)
-            values.pop("votes_window", None)
+        for part, whole in NOT_ABOVE:
+            required = values.get(part, getattr(defaults, part))
+            window = values.get(whole, getattr(defaults, whole))
+            if required > window:
+                log.warning("Setting %s (%s) exceeds %s (%s); using the defaults.",
+                            part, required, whole, window)
+                values.pop(part, None)
+                values.pop(whole, None)
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting as ``faceguard config`` and the settings dialog see it."""
+
+    key: str  # dotted, e.g. "recognition.threshold"
+    name: str  # the Settings field
+    default: Any
+    help: str
+    check: Callable[[Any], str | None]
+    kind: str  # "text", "int", "float" or "float-or-none"
+
+    def parse(self, text: str) -> Any:
+        """A value from command-line text (SettingsError with the reason when it is bad)."""
+        cleaned = text.strip()
+        try:
+            if self.kind == "float-or-none" and cleaned.lower() in ("none", "auto", ""):
+                value: Any = None
+            elif self.kind in ("float", "float-or-none"):
+                value = float(cleaned)
+            elif self.kind == "int":
+                value = int(cleaned)
+            else:
+                value = text
+        except ValueError:
+            wanted = "a whole number" if self.kind == "int" else "a number"
+            raise SettingsError(f"Setting {self.key} needs {wanted}, not {text!r}.") from None
+        problem = self.check(value)
+        if problem:
+            raise SettingsError(f"Setting {self.key} {problem} (got {value!r}).")
+        return value
+
+
+def _kind(annotation: Any) -> str:
+    text = str(annotation)
+    if "float" in text and "None" in text:
+        return "float-or-none"
+    return next((kind for kind in ("int", "float") if text == kind), "text")
+
+
+OPTIONS: tuple[Option, ...] = tuple(
+    Option(f.metadata["key"], f.name, f.default, f.metadata["help"], f.metadata["check"],
+           _kind(f.type))
+    for f in dataclasses.fields(Settings) if "key" in f.metadata and f.name != "pin_hash")
+_BY_KEY = {option.key: option for option in OPTIONS}
+
+
+def option(key: str) -> Option:
+    """The setting with this dotted key (SettingsError naming the known keys otherwise)."""
+    try:
+        return _BY_KEY[key]
+    except KeyError:
+        raise SettingsError(f"There is no setting {key!r}; 'faceguard config list' shows "
+                            "them all.") from None
+
+
+def _validators() -> dict[str, Callable[[Any], str | None]]:
+    """Field name -> validator, from the declarations."""
+    return {f.name: f.metadata["check"] for f in dataclasses.fields(Settings)
+            if "check" in f.metadata}
 
 
 def _migrate_0_to_1(data: dict[str, Any]) -> dict[str, Any]:

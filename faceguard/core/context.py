@@ -14,7 +14,7 @@ from faceguard.library.backup import KioskLock, hold_kiosk_lock
 from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import UNCALIBRATED_THRESHOLD, Matcher
 from faceguard.paths import data_dir
-from faceguard.settings import Settings, load_settings
+from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
 from faceguard.vision.embedder import DEFAULT_EMBEDDER_FILE
 from faceguard.vision.engine import FaceEngine
 from faceguard.vision.onnx_model import default_model_path, manifest_entry
@@ -120,6 +120,26 @@ class AppContext:
         point = self.operating_point
         return Matcher.from_library(self.library, self.engine.model_id, point.threshold,
                                     point.margin)
+
+    def apply_settings(self, new: Settings, *, actor: str) -> dict[str, list[object]]:
+        """Make ``new`` the settings in force: save them (SettingsError leaves everything as
+        it was), audit what changed, recompute the operating point and hand it to the matcher.
+
+        Returns the changed dotted keys with ``[old, new]`` values.
+        """
+        old = self.settings
+        changes: dict[str, list[object]] = {
+            option.key: [getattr(old, option.name), getattr(new, option.name)]
+            for option in OPTIONS if getattr(old, option.name) != getattr(new, option.name)}
+        save_settings(new, self.data_dir)
+        self.settings = new
+        self.__dict__.pop("operating_point", None)  # recomputed from the new settings
+        if "matcher" in self.__dict__:
+            point = self.operating_point
+            self.matcher.threshold, self.matcher.margin = point.threshold, point.margin
+        if changes and (self.create or self.library_path.is_file()):
+            self.library.audit(actor, "settings_changed", changes)
+        return changes
 
     def sync_templates(self) -> int:
         """Re-embed templates made by another model from their stored crops; returns count."""
