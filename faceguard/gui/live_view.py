@@ -21,6 +21,8 @@ from faceguard.kiosk.pipeline import FaceInfo, FrameResult
 from faceguard.kiosk.runner import STALE_AFTER_S, SourceStatus
 
 BANNER_SECONDS = 4.0
+LOOK_AT_CAMERA = "Please look at the camera"
+LOOK_AT_CAMERA_DETAIL = "Step out of view for a moment, then face the screen"
 
 
 def local_hhmm(moment: datetime) -> str:
@@ -85,6 +87,9 @@ class Banner(QFrame):
     def show_event(self, event: KioskEvent) -> None:
         """A newly logged event (takes priority over the frame-by-frame verdicts)."""
         self._event_until = time.monotonic() + BANNER_SECONDS
+        if event.attack:  # plain words, never an accusation
+            self._show(LOOK_AT_CAMERA, LOOK_AT_CAMERA_DETAIL, "unknown", BANNER_SECONDS)
+            return
         if event.person_id is None:
             self._show("Not recognised", "Please ask at reception to be enrolled", "unknown",
                        BANNER_SECONDS)
@@ -104,7 +109,9 @@ class Banner(QFrame):
         verdict = result.verdict
         if verdict is None:
             return
-        if verdict.person_id is None:
+        if result.liveness == "attack" and verdict.person_id is not None:
+            self._show(LOOK_AT_CAMERA, LOOK_AT_CAMERA_DETAIL, "unknown", 1.5)
+        elif verdict.person_id is None:
             self._show("Not recognised", "Please ask at reception to be enrolled", "unknown",
                        1.5)
         elif result.previous is not None:
@@ -270,7 +277,8 @@ class LiveView(QWidget):
             painter.drawEllipse(QPointF(target.x() + x * scale, target.y() + y * scale), 2.5, 2.5)
         name = face.name if face.known else "Unknown"
         similarity = "" if face.similarity is None else f"  {face.similarity:.2f}"
-        self._label(painter, box, f"{name}{similarity}", colour, QColor("#0b0e11"))
+        live = "" if face.liveness is None else f"  live {face.liveness:.2f}"
+        self._label(painter, box, f"{name}{similarity}{live}", colour, QColor("#0b0e11"))
 
     def _label(self, painter: QPainter, box: QRectF, text: str, background: QColor,
                foreground: QColor) -> None:

@@ -332,7 +332,10 @@ class MainWindow(QMainWindow):
         if threshold is None:
             threshold = calibrated_threshold(self.ctx)
         self.ctx.matcher.threshold = float(threshold)
-        self.pipeline.decider.set_policy(DecisionPolicy.from_settings(settings))
+        try:
+            self.pipeline.set_policy(DecisionPolicy.from_settings(settings))
+        except FaceGuardError as error:  # enforce with a missing liveness model
+            QMessageBox.warning(self, "Liveness", str(error))
         self.pipeline.decider.kiosk_id = settings.kiosk_name
 
     # -- admin -----------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""The settings dialog: video source, match threshold, repeat window, kiosk name, data folder."""
+"""The settings dialog: video source, match threshold, repeat window, liveness, kiosk name,
+data folder."""
 
 from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QDoubleSpinBox,
@@ -30,6 +32,11 @@ THRESHOLD_NOTE = (
     "Higher: fewer strangers are ever taken for someone enrolled, but enrolled people are "
     "turned away more often (poor light, new glasses). Lower: people get in more easily, and a "
     "look-alike is more likely to be let in as someone else.")
+
+LIVENESS_MODES = (("Off", "off"), ("Observe (score logged and shown, never blocks)", "observe"),
+                  ("Enforce (a photo or screen held up is refused)", "enforce"))
+LIVENESS_NOTE = ("Higher: photos and screens held up are refused more often, but real people "
+                 "are asked to look at the camera more often too. Lower: the reverse.")
 
 
 def calibrated_threshold(ctx: AppContext) -> float:
@@ -93,6 +100,20 @@ class SettingsDialog(QDialog):
         repeat_hint = QLabel("A person seen again within this time is not logged twice.")
         theme.set_role(repeat_hint, "hint")
 
+        self.liveness_mode = QComboBox()
+        for text, value in LIVENESS_MODES:
+            self.liveness_mode.addItem(text, value)
+        self.liveness_mode.setCurrentIndex(
+            max(0, self.liveness_mode.findData(settings.liveness_mode)))
+        self.liveness_threshold = QDoubleSpinBox()
+        self.liveness_threshold.setRange(0.0, 1.0)
+        self.liveness_threshold.setDecimals(2)
+        self.liveness_threshold.setSingleStep(0.05)
+        self.liveness_threshold.setValue(settings.liveness_threshold)
+        liveness_note = QLabel(LIVENESS_NOTE)
+        liveness_note.setWordWrap(True)
+        theme.set_role(liveness_note, "hint")
+
         self.kiosk_name = QLineEdit(settings.kiosk_name)
         self.data_folder = QLineEdit(str(ctx.data_dir))
         self.data_folder.setReadOnly(True)
@@ -109,6 +130,9 @@ class SettingsDialog(QDialog):
         form.addRow("", note)
         form.addRow("Repeat window", self.repeat)
         form.addRow("", repeat_hint)
+        form.addRow("Liveness", self.liveness_mode)
+        form.addRow("Liveness threshold", self.liveness_threshold)
+        form.addRow("", liveness_note)
         form.addRow("Kiosk name", self.kiosk_name)
         form.addRow("Data folder", self.data_folder)
         form.addRow("", folder_hint)
@@ -141,7 +165,10 @@ class SettingsDialog(QDialog):
         return self.ctx.settings.replace(source=self.source.text().strip(),
                                          match_threshold=threshold,
                                          repeat_window_s=int(self.repeat.value()),
-                                         kiosk_name=self.kiosk_name.text().strip())
+                                         kiosk_name=self.kiosk_name.text().strip(),
+                                         liveness_mode=str(self.liveness_mode.currentData()),
+                                         liveness_threshold=round(
+                                             float(self.liveness_threshold.value()), 2))
 
     def save(self) -> None:
         """Validate, write settings.json, record the change in the audit table."""
@@ -153,7 +180,8 @@ class SettingsDialog(QDialog):
             return
         old = self.ctx.settings
         changes = {name: getattr(new, name) for name in
-                   ("source", "match_threshold", "repeat_window_s", "kiosk_name")
+                   ("source", "match_threshold", "repeat_window_s", "kiosk_name",
+                    "liveness_mode", "liveness_threshold")
                    if getattr(new, name) != getattr(old, name)}
         self.ctx.settings = new
         self.saved = new

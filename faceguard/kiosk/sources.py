@@ -356,6 +356,9 @@ class DemoSource(FrameSource):
         self._background: np.ndarray | None = None
         self._index = 0
         self._counts = [max(1, round(shot.seconds * fps)) for shot in script]
+        # face size and centre per photo (a subclass may add photos it makes itself)
+        self.face_px: dict[str, float] = dict(DEMO_FACE_PX)
+        self.face_centre: dict[str, tuple[float, float]] = dict(DEMO_FACE_CENTRE)
 
     @property
     def fps(self) -> float | None:
@@ -412,10 +415,10 @@ class DemoSource(FrameSource):
             return pair[0] + (pair[1] - pair[0]) * ease
 
         width, height = self.size
-        base = DEMO_TARGET_FACE_PX / DEMO_FACE_PX.get(shot.photo, DEMO_TARGET_FACE_PX)
+        base = DEMO_TARGET_FACE_PX / self.face_px.get(shot.photo, DEMO_TARGET_FACE_PX)
         scale = base * lerp(shot.scale)
         ph, pw = photo.shape[:2]
-        face_x, face_y = DEMO_FACE_CENTRE.get(shot.photo, (pw / 2, ph / 2))
+        face_x, face_y = self.face_centre.get(shot.photo, (pw / 2, ph / 2))
         # Rotate and scale about the face, then move the face to the shot's centre point.
         matrix = cv2.getRotationMatrix2D((face_x, face_y), lerp(shot.angle), scale)
         matrix[0, 2] += lerp(shot.centre_x) * width - face_x
@@ -454,8 +457,10 @@ def make_source(spec: SourceSpec | str, *, loop: bool = False,
     ``realtime`` lets the demo follow the clock like a camera."""
     if isinstance(spec, str):
         spec = SourceSpec.parse(spec)
-    if spec.kind == "demo":
-        return DemoSource(spec, loop=loop, follow_clock=realtime)
+    if spec.kind == "demo":  # with a screen replay of the enrolled person (liveness demo)
+        from faceguard.kiosk.demo import AttackDemoSource
+
+        return AttackDemoSource(spec, loop=loop, follow_clock=realtime)
     if spec.kind == "folder":
         return FolderSource(spec, loop=loop)
     return CaptureSource(spec, loop=loop)
