@@ -199,6 +199,16 @@ class Settings:
     liveness_alert_window_s: int = setting(
         300, lambda v: _check_int(v, 1, 86_400), "liveness.alert_window_s",
         "Seconds of the alert window.")
+    retention_events_days: int = setting(
+        90, lambda v: _check_int(v, 0, 36_500), "retention.events_days",
+        "Days the entry log keeps each event (0: forever). Older events are deleted by "
+        "the kiosk's daily purge and 'faceguard purge'.")
+    retention_unknown_crops_hours: int = setting(
+        24, lambda v: _check_int(v, 0, 876_000), "retention.unknown_crops_hours",
+        "Hours the face image of a 'not recognised' event is kept (0: as long as the event).")
+    retention_audit_days: int = setting(
+        730, lambda v: _check_int(v, 0, 36_500), "retention.audit_days",
+        "Days the admin audit log keeps each entry (0: forever).")
 
     def __post_init__(self) -> None:
         """Reject invalid values with a user-facing message."""
