@@ -23,7 +23,7 @@ import numpy as np
 
 from faceguard import __version__
 from faceguard.core.context import AppContext
-from faceguard.core.enrolment import EnrolMode, Enroller, LookAlike, PhotoResult
+from faceguard.core.enrolment import EnrolMode, LookAlike, PhotoResult
 from faceguard.core.recognition import Recogniser
 from faceguard.errors import FaceGuardError
 from faceguard.library.attendance import attendance, local_day_range
@@ -86,7 +86,7 @@ def _print_results(results: Sequence[PhotoResult]) -> None:
 # -- commands ---------------------------------------------------------------------------------
 
 def cmd_enroll(ctx: AppContext, args: argparse.Namespace) -> int:
-    enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, actor="cli")
+    enroller = ctx.enroller(actor="cli")
     paths = [Path(p) for p in args.images]
     person, results = enroller.enroll_files(
         args.name, paths, employee_id=args.employee_id, department=args.department,
@@ -114,7 +114,7 @@ def cmd_enroll(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
-    enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, actor="cli")
+    enroller = ctx.enroller(actor="cli")
     progress = Progress(0, "importing")
     summary = enroller.import_folder(Path(args.folder), progress=progress)
     for source, warning in summary.warnings:
@@ -246,11 +246,11 @@ def cmd_people(ctx: AppContext, args: argparse.Namespace) -> int:
             print(plural(len(people), "person", "people"))
     elif args.action == "rename":
         person = _person_by_name(ctx, args.name)
-        library.rename_person(person.id, args.new_name, actor="cli")
+        ctx.update_person(person.id, name=args.new_name, actor="cli")
         print(f"renamed {person.name} to {args.new_name}")
     elif args.action == "remove":
         person = _person_by_name(ctx, args.name)
-        library.remove_person(person.id, forget_event_crops=args.forget_crops, actor="cli")
+        ctx.remove_person(person.id, forget_event_crops=args.forget_crops, actor="cli")
         print(f"removed {person.name} and {person.template_count} face templates")
     return EXIT_OK
 

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 
 from faceguard.core.context import AppContext
-from faceguard.core.enrolment import Enroller
 from faceguard.core.recognition import Recogniser
 from faceguard.errors import FaceGuardError, LibraryError
 from faceguard.library.backup import check_library_file
@@ -85,7 +84,7 @@ def run_self_test(base: AppContext) -> int:
             return f"1 face, {vector.shape[0]}-d unit embedding"
 
         def database() -> str:
-            enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, "self-test")
+            enroller = ctx.enroller(actor="self-test")
             person, results_ = enroller.enroll_files("Self Test", [portrait])
             assert person is not None, results_[0].reason
             image = state["image"]

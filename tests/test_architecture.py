@@ -26,3 +26,29 @@ def test_test_helpers_do_not_ship_in_the_product() -> None:
     import faceguard.gui.threading as qt_tasks
 
     assert not hasattr(qt_tasks, "SyncRunner")
+
+
+def test_people_verbs_keep_library_matcher_and_listeners_in_step(
+        tmp_path, test_embedder_env) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from faceguard.core.context import AppContext
+    from faceguard.vision.image_io import load_image
+    from tests.conftest import make_data_dir
+
+    astronaut = Path(__file__).resolve().parents[1] / "resources" / "demo" / "astronaut.png"
+    ctx = AppContext(make_data_dir(tmp_path))
+    heard: list[int] = []
+    ctx.on_person_changed(heard.append)
+    person, _ = ctx.enroller(actor="test").enroll_files("Eileen Collins", [astronaut])
+    assert person is not None
+    observed = ctx.engine.embed_largest(load_image(astronaut))
+    assert observed is not None and observed.embedding is not None
+    assert ctx.matcher.search(observed.embedding)[0].person_id == person.id
+    ctx.update_person(person.id, name="Eileen M. Collins", actor="test")
+    assert heard == [person.id]
+    ctx.remove_person(person.id, actor="test")
+    assert heard == [person.id, person.id]
+    assert ctx.matcher.search(observed.embedding)[0].person_id is None
+    assert ctx.library.list_people() == []
+    ctx.close()

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from faceguard.core.enrolment import Enroller
 from faceguard.errors import LibraryError
 from faceguard.library.backup import KioskLock, hold_kiosk_lock
-from faceguard.library.database import FaceLibrary
+from faceguard.library.database import FaceLibrary, Person
 from faceguard.library.matcher import UNCALIBRATED_THRESHOLD, Matcher
 from faceguard.paths import data_dir
 from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
@@ -71,6 +74,7 @@ class AppContext:
                                "--data-dir or $FACEGUARD_DATA_DIR at a folder")
         self.create = create
         self._kiosk_lock: KioskLock | None = None
+        self._person_listeners: list[Callable[[int], None]] = []
         self.settings = settings or load_settings(self.data_dir)
         self.min_face = int(min_face or self.settings.min_face_px)
 
@@ -140,6 +144,37 @@ class AppContext:
         if changes and (self.create or self.library_path.is_file()):
             self.library.audit(actor, "settings_changed", changes)
         return changes
+
+    # -- the product's verbs on people: the library, the matcher and every listener in step --
+
+    def on_person_changed(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(person_id)`` after a person is renamed, edited or removed (the
+        kiosk drops its cached names and votes about them)."""
+        self._person_listeners.append(listener)
+
+    def _person_changed(self, person_id: int) -> None:
+        for listener in self._person_listeners:
+            listener(person_id)
+
+    def enroller(self, actor: str) -> Enroller:
+        """The enrolment verbs (enrol, add photos, import a folder) for ``actor``."""
+        return Enroller(self.engine, self.library, self.matcher, self.min_face, actor=actor,
+                        on_person_removed=self._person_changed)
+
+    def update_person(self, person_id: int, *, actor: str, **changes: Any) -> Person:
+        """Rename or edit a person (LibraryError with the reason when refused)."""
+        person = self.library.update_person(person_id, actor=actor, **changes)
+        self._person_changed(person_id)
+        return person
+
+    def remove_person(self, person_id: int, *, actor: str,
+                      forget_event_crops: bool = False) -> None:
+        """Delete a person and their templates and drop them from live matching."""
+        self.library.remove_person(person_id, forget_event_crops=forget_event_crops,
+                                   actor=actor)
+        if "matcher" in self.__dict__:
+            self.matcher.remove_person(person_id)
+        self._person_changed(person_id)
 
     def sync_templates(self) -> int:
         """Re-embed templates made by another model from their stored crops; returns count."""

@@ -145,12 +145,14 @@ class Enroller:
     """Adds people and their photos to the library, keeping the matcher in sync."""
 
     def __init__(self, engine: FaceEngine, library: FaceLibrary, matcher: Matcher,
-                 min_face: int, actor: str = "admin") -> None:
+                 min_face: int, actor: str = "admin", *,
+                 on_person_removed: Callable[[int], None] | None = None) -> None:
         self.engine = engine
         self.library = library
         self.matcher = matcher
         self.min_face = min_face
         self.actor = actor
+        self.on_person_removed = on_person_removed  # a look-alike "replace" removed someone
 
     def check_file(self, path: Path) -> PhotoCheck:
         """Load and check one photo file (unreadable files become a rejection reason)."""
@@ -395,6 +397,8 @@ class Enroller:
                     observation.crop, person_name=owner.name)
         for other_id in replaced:
             self.matcher.remove_person(other_id)
+            if self.on_person_removed is not None:
+                self.on_person_removed(other_id)
         for owner_id, vector in added:
             self.matcher.add(owner_id, vector)
         results.update(stored)

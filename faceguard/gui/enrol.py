@@ -102,7 +102,7 @@ class EnrolDialog(QDialog):
         self.ctx = ctx
         self.runner = runner
         self.frame_provider = frame_provider
-        self.enroller = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face, actor=ACTOR)
+        self.enroller = ctx.enroller(actor=ACTOR)
         self.rows: list[PhotoRow] = []
         self.person: Person | None = person
         self.busy = 0
@@ -533,8 +533,7 @@ class ImportDialog(QDialog):
         except FaceGuardError as error:
             self.status.setText(f"{error}.")
             return
-        enroller = Enroller(self.ctx.engine, self.ctx.library, self.ctx.matcher,
-                            self.ctx.min_face, actor=ACTOR)
+        enroller = self.ctx.enroller(actor=ACTOR)
         worker = ImportWorker(enroller, folder)
         worker.progress.connect(self._progress)
         worker.photo.connect(self._photo)

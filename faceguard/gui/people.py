@@ -190,9 +190,9 @@ class PeopleDialog(QDialog):
                       department: str) -> bool:
         """Save edited fields; False (with the reason shown) when the library refuses."""
         try:
-            self.ctx.library.update_person(person.id, name=name,
-                                           employee_id=employee_id.strip() or None,
-                                           department=department.strip() or None, actor=ACTOR)
+            self.ctx.update_person(person.id, name=name,
+                                   employee_id=employee_id.strip() or None,
+                                   department=department.strip() or None, actor=ACTOR)
         except FaceGuardError as error:
             self.status.setText(str(error))
             theme.set_role(self.status, "error")
@@ -215,13 +215,11 @@ class PeopleDialog(QDialog):
     def remove_person(self, person: Person, *, forget_crops: bool = False) -> None:
         """Delete a person and their templates, and drop them from live matching."""
         try:
-            self.ctx.library.remove_person(person.id, forget_event_crops=forget_crops,
-                                           actor=ACTOR)
+            self.ctx.remove_person(person.id, forget_event_crops=forget_crops, actor=ACTOR)
         except FaceGuardError as error:
             self.status.setText(str(error))
             theme.set_role(self.status, "error")
             return
-        self.ctx.matcher.remove_person(person.id)
         self.removed.emit(person.id)
         self.changed.emit()
         self.reload()
