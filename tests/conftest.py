@@ -17,12 +17,16 @@ DEMO = SHARED / "datasets" / "demo"
 LFW = SHARED / "datasets" / "lfw"
 
 
+SHIPPED_DEMO = REPO / "resources" / "demo"  # the public-domain photos the product ships
+
+
 def demo_image(name: str) -> Path:
-    """Path of a demo photo in ../shared, skipping the test when it is not there."""
-    path = DEMO / name
-    if not path.is_file():
-        pytest.skip(f"needs ../shared/datasets/demo/{name} (not present on this machine)")
-    return path
+    """A demo photo: the copy resources/ ships (astronaut, grace_hopper, camera_profile), else
+    ../shared's; the test is skipped when neither has it."""
+    for folder in (SHIPPED_DEMO, DEMO):
+        if (folder / name).is_file():
+            return folder / name
+    pytest.skip(f"needs ../shared/datasets/demo/{name} (not present on this machine)")
 
 
 def build_test_embedder(path: Path, dimension: int = 128, seed: int = 7) -> str:
