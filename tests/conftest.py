@@ -101,3 +101,16 @@ def make_data_dir(parent: Path, **settings: object) -> Path:
     values: dict = {"match_threshold": TEST_THRESHOLD, "match_margin": 0.02, **settings}
     save_settings(Settings(**values), folder)
     return folder
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Path:
+    """A fresh data folder for CLI tests, with the test embedder in force."""
+    return make_data_dir(tmp_path)
+
+
+def run_cli(data_dir: Path, *args: str) -> int:
+    """``faceguard --data-dir DATA --min-face 40 ARGS...`` in this process; the exit code."""
+    from faceguard.cli import main
+
+    return main(["--data-dir", str(data_dir), "--min-face", "40", *args])

@@ -11,16 +11,8 @@ import pytest
 
 from faceguard.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, main
 from faceguard.vision.image_io import load_image
-from tests.conftest import TEST_THRESHOLD, demo_image, make_data_dir
-
-
-@pytest.fixture()
-def data_dir(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Path:
-    return make_data_dir(tmp_path)
-
-
-def run(data_dir: Path, *args: str) -> int:
-    return main(["--data-dir", str(data_dir), "--min-face", "40", *args])
+from tests.conftest import TEST_THRESHOLD, demo_image
+from tests.conftest import run_cli as run
 
 
 def _save(path: Path, rgb: np.ndarray) -> Path:

@@ -12,26 +12,20 @@ import cv2
 import numpy as np
 import pytest
 
-from faceguard.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, main
+from faceguard.cli import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
 from faceguard.core.context import AppContext
 from faceguard.core.enrolment import Enroller, EnrolmentRefused, EnrolMode, LookAlike
 from faceguard.errors import LibraryError
 from faceguard.library.database import FaceLibrary
 from faceguard.vision.image_io import load_image
 from tests.conftest import make_data_dir
+from tests.conftest import run_cli as run
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "resources" / "demo" / "astronaut.png"
 GRACE = REPO / "resources" / "demo" / "grace_hopper.jpg"
 
 
-@pytest.fixture()
-def data_dir(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Path:
-    return make_data_dir(tmp_path)
-
-
-def run(data_dir: Path, *args: str) -> int:
-    return main(["--data-dir", str(data_dir), "--min-face", "40", *args])
 
 
 def templates_of(data_dir: Path, name: str) -> int:

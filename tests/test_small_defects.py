@@ -18,19 +18,12 @@ import pytest
 from faceguard.cli import EXIT_ERROR, EXIT_OK, main
 from faceguard.kiosk.sources import SourceEnded, SourceSpec, make_source
 from faceguard.wording import one_line, plural
-from tests.conftest import make_data_dir
+from tests.conftest import run_cli as run
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "resources" / "demo" / "astronaut.png"
 
 
-@pytest.fixture()
-def data_dir(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Path:
-    return make_data_dir(tmp_path)
-
-
-def run(data_dir: Path, *args: str) -> int:
-    return main(["--data-dir", str(data_dir), "--min-face", "40", *args])
 
 
 def test_log_takes_the_widest_dates_without_a_traceback(
