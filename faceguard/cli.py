@@ -252,6 +252,10 @@ def cmd_people(ctx: AppContext, args: argparse.Namespace) -> int:
         person = _person_by_name(ctx, args.name)
         ctx.remove_person(person.id, forget_event_crops=args.forget_crops, actor="cli")
         print(f"removed {person.name} and {person.template_count} face templates")
+    elif args.action == "erase":
+        from faceguard.core.privacy_cli import cmd_erase
+
+        return cmd_erase(ctx, args)
     return EXIT_OK
 
 
@@ -384,6 +388,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("name")
     a.add_argument("--forget-crops", action="store_true",
                    help="also erase the face images stored with their past events")
+    a = actions.add_parser("erase", help="erase a person for good: templates and face images "
+                           "deleted and overwritten, past events pseudonymised")
+    a.add_argument("name")
     p.set_defaults(func=cmd_people)
 
     p = commands.add_parser("log", help="show or export the entry log")
@@ -431,7 +438,8 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
     built without it), and then its commands are simply not offered.
     """
     for module_name in ("faceguard.kiosk.cli", "faceguard.core.library_cli",
-                        "faceguard.core.config_cli", OPTIONAL_COMMANDS):
+                        "faceguard.core.config_cli", "faceguard.core.privacy_cli",
+                        OPTIONAL_COMMANDS):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as error:

@@ -209,6 +209,9 @@ class Settings:
     retention_audit_days: int = setting(
         730, lambda v: _check_int(v, 0, 36_500), "retention.audit_days",
         "Days the admin audit log keeps each entry (0: forever).")
+    retention_contact: str = setting(
+        "the site administrator", lambda v: _check_str(v, max_len=256), "retention.contact",
+        "Who people ask about their data (printed on the retention notice).")
 
     def __post_init__(self) -> None:
         """Reject invalid values with a user-facing message."""

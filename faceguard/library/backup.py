@@ -37,6 +37,8 @@ from faceguard.library.database import (
     backups_dir,
     copy_database,
 )
+from faceguard.library.retention import Retention, purge
+from faceguard.settings import load_settings
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +155,13 @@ def backup_library(library: FaceLibrary, dest: str | os.PathLike[str] | None = N
 
 @dataclass
 class DailyMaintenance:
-    """The kiosk's daily job: full integrity check, then an ``auto`` backup and rotation.
+    """The kiosk's daily job: full integrity check, the retention purge, then an ``auto``
+    backup and rotation.
 
     Called every so often by the kiosk loop; does its work when a day has passed since the
     last run (or the newest automatic backup). A damaged library is reported (writes are
-    refused from then on) and never backed up over good copies.
+    refused from then on) and never backed up over good copies. ``retention`` None reads the
+    ``retention.*`` settings of the library's data folder at each run.
     """
 
     library: FaceLibrary
@@ -165,6 +169,7 @@ class DailyMaintenance:
     every_s: float = DAY_S
     clock: Callable[[], float] = time.time
     last_run: float | None = None
+    retention: Retention | None = None
 
     def due(self) -> bool:
         """Whether a day has passed since the last check or automatic backup."""
@@ -186,6 +191,7 @@ class DailyMaintenance:
         if problems:
             log.error("daily check: %s", self.library.damage)
             return None
+        self._purge()
         if self.keep <= 0:
             return None
         path = backup_library(self.library, reason="auto",
@@ -194,6 +200,20 @@ class DailyMaintenance:
         prune_backups(self.library.path, self.keep)
         log.info("daily check passed; backed up the face library to %s", path)
         return path
+
+    def _purge(self) -> None:
+        """Apply the retention (a failure is logged; the backup still runs)."""
+        assert self.library.path is not None and self.last_run is not None
+        retention = self.retention or Retention.from_settings(
+            load_settings(self.library.path.parent))
+        try:
+            result = purge(self.library, retention, actor="kiosk",
+                           now=datetime.fromtimestamp(self.last_run, UTC))
+        except LibraryError as error:
+            log.error("daily purge: %s", error)
+            return
+        log.info("daily purge: %d events, %d unknown-face crops, %d audit entries deleted",
+                 result.events, result.unknown_crops, result.audit)
 
 
 # -- restore -----------------------------------------------------------------------------------

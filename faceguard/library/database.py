@@ -781,6 +781,31 @@ class FaceLibrary:
         with self._write(action):
             yield
 
+    @contextlib.contextmanager
+    def upkeep(self, action: str, *, transaction: bool = True) -> Iterator[sqlite3.Connection]:
+        """The library's own connection for upkeep written as SQL in its own module
+        (:mod:`faceguard.library.retention`): inside one write transaction, or, with
+        ``transaction=False``, outside any (PRAGMAs, checkpoints, VACUUM) while holding the
+        library's lock. Refused on a read-only or damaged library; SQLite errors become
+        LibraryError naming ``action``."""
+        if transaction:
+            with self._write(action):
+                yield self._conn
+            return
+        if self._read_only:
+            raise LibraryError(_READ_ONLY_MESSAGE)
+        if self._damage:
+            raise LibraryError(f"Not {action}: {self._damage}")
+        with self._lock:
+            if self._conn.in_transaction:
+                raise LibraryError(f"Not {action}: a transaction is still open.")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                if _is_corrupt(exc):
+                    self._mark_damaged([str(exc)])
+                raise _translate(exc, action, True, self._busy_timeout_s) from exc
+
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
         cursor = self._db.execute(sql, params)
         row_id = cursor.lastrowid

@@ -1,0 +1,109 @@
+"""``faceguard purge``, ``faceguard notice`` and ``faceguard people erase``: retention and erasure.
+
+- ``purge [--dry-run]`` applies the ``retention.*`` settings now (the kiosk does it daily):
+  old events, old unknown-face crops and old audit entries, audited with the counts.
+- ``notice [--out FILE.html]`` writes the printable retention notice for the wall.
+- ``people erase NAME`` (wired into ``people`` by :mod:`faceguard.cli`) erases a person so
+  that their face data is gone from the library file; refused while a kiosk runs on the data
+  folder (its memory still holds the person's templates).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from faceguard.console import EXIT_OK
+from faceguard.console import print_error as _err
+from faceguard.core.context import AppContext
+from faceguard.core.notice import retention_notice_html
+from faceguard.errors import FaceGuardError
+from faceguard.library.backup import KioskLock, list_backups
+from faceguard.library.retention import Retention, erase_person, purge
+from faceguard.wording import plural
+
+
+def cmd_purge(ctx: AppContext, args: argparse.Namespace) -> int:
+    """Delete (or, with --dry-run, count) what the retention settings no longer allow."""
+    retention = Retention.from_settings(ctx.settings)
+    result = purge(ctx.library, retention, actor="cli", dry_run=args.dry_run)
+    verb = "would delete" if result.dry_run else "deleted"
+    print(f"{verb} {plural(result.events, 'event')} older than "
+          f"{_kept(retention.events_days, 'day')}, "
+          f"{plural(result.unknown_crops, 'unknown-face crop')} older than "
+          f"{_kept(retention.unknown_crops_hours, 'hour')}, "
+          f"{plural(result.audit, 'audit entry', 'audit entries')} older than "
+          f"{_kept(retention.audit_days, 'day')}")
+    return EXIT_OK
+
+
+def _kept(amount: int, unit: str) -> str:
+    return plural(amount, unit) if amount else "forever (kept)"
+
+
+def cmd_notice(ctx: AppContext, args: argparse.Namespace) -> int:
+    """Write the retention notice to --out (atomically) or print it."""
+    page = retention_notice_html(ctx.settings)
+    if not args.out:
+        print(page, end="")
+        return EXIT_OK
+    out = Path(args.out).expanduser()
+    if not out.parent.is_dir():
+        raise FaceGuardError(f"folder {out.parent} does not exist")
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".notice-", suffix=".tmp", dir=out.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(page)
+        os.replace(tmp_name, out)
+        tmp_name = None
+    except OSError as error:
+        raise FaceGuardError(f"cannot write {out}: {error.strerror or error}") from error
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+    print(f"wrote the retention notice for {ctx.settings.kiosk_name} to {out}")
+    return EXIT_OK
+
+
+def cmd_erase(ctx: AppContext, args: argparse.Namespace) -> int:
+    """``people erase NAME``: erase a person's face data and pseudonymise their events."""
+    person = ctx.library.find_person_by_name(args.name, include_inactive=True)
+    if person is None:
+        raise FaceGuardError(f"no person named {args.name!r}")
+    with KioskLock(ctx.data_dir) as lock:
+        if not lock.acquire(exclusive=True):
+            raise FaceGuardError(f"FaceGuard is running on {ctx.data_dir} (it holds "
+                                 f"{lock.path}); close the kiosk, then erase {person.name}")
+        result = erase_person(ctx.library, person.id, actor="cli")
+    print(f"erased {person.name}: {plural(result.templates, 'face template')}, "
+          f"{plural(result.event_crops, 'event crop')} deleted; "
+          f"{plural(result.events, 'event')} now logged as {result.pseudonym}")
+    if not result.checkpointed:
+        _err("warning: another program is reading the library; its write-ahead log keeps "
+             "the old pages until that program closes")
+    if ctx.library.path is not None and list_backups(ctx.library.path):
+        _err(f"warning: backups made before now in {ctx.library.path.parent / 'backups'} "
+             "still hold this person's data")
+    return EXIT_OK
+
+
+def register(commands: Any) -> None:
+    """Add ``purge`` and ``notice`` to the main parser's subcommands."""
+    p = commands.add_parser(
+        "purge", help="delete events, unknown-face crops and audit entries older than the "
+        "retention settings (audited)",
+        description="Apply the retention settings (retention.events_days, "
+        "retention.unknown_crops_hours, retention.audit_days; 0 keeps forever) now. The "
+        "kiosk does this once a day.")
+    p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    p.set_defaults(func=cmd_purge, reads_only=True)  # never creates a library
+
+    p = commands.add_parser("notice", help="write the printable retention notice (HTML)")
+    p.add_argument("--out", metavar="FILE.html", help="write to FILE (default: print it)")
+    p.set_defaults(func=cmd_notice, reads_only=True)
