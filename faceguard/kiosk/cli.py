@@ -65,10 +65,14 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         if summary.error and not summary.frames and not stopped_by:
             raise FaceGuardError(summary.error)
         known = sum(e.person_id is not None for e in summary.events)
+        attacks = sum(e.attack for e in summary.events)
+        attack_note = f", {attacks} suspected attack{'s' if attacks != 1 else ''}" \
+            if attacks else ""
         how = f" (stopped by {signal.Signals(stopped_by[0]).name})" if stopped_by else ""
         _err(f"{plural(summary.frames, 'frame')} from {spec.describe()}, "
              f"{plural(len(summary.events), 'event')} ({known} known, "
-             f"{len(summary.events) - known} unknown), {plural(summary.dropped, 'frame')} "
+             f"{len(summary.events) - known - attacks} unknown{attack_note}), "
+             f"{plural(summary.dropped, 'frame')} "
              f"dropped, {plural(summary.faults, 'source fault')}{how}")
         if stopped_by:
             return EXIT_INTERRUPTED if stopped_by[0] == signal.SIGINT else EXIT_OK

@@ -154,8 +154,12 @@ def write_demo_video(path: str | Path, *, fps: float = 5.0, size: tuple[int, int
 
 # -- the demo's presentation attack -------------------------------------------------------------
 
-DEMO_ATTACK_KEY = "attack:screen:" + DEMO_KNOWN_PHOTO  # the known person's photo on a screen
-DEMO_ATTACK_SEED = 11
+DEMO_ATTACK_KIND = "screen"  # the known person's photo replayed on a screen
+DEMO_ATTACK_KEY = f"attack:{DEMO_ATTACK_KIND}:{DEMO_KNOWN_PHOTO}"
+# Seed 4: recognised as her (cosine 0.84) and scored at most 0.18 live. Not every replay is
+# refused: of seeds 0-7 of this screen replay, 6 stayed under 0.5 on every sampled frame of
+# the shot, seeds 0 and 1 reached 0.84 and 0.67 on some (README, "Liveness").
+DEMO_ATTACK_SEED = 4
 
 
 def attack_script() -> tuple[DemoShot, ...]:
@@ -169,7 +173,7 @@ def attack_script() -> tuple[DemoShot, ...]:
     live = DemoShot(DEMO_KNOWN_PHOTO, 6.0, scale=(1.3, 1.4), centre_x=(0.42, 0.56),
                     centre_y=(0.42, 0.38), light=(0.95, 1.1), angle=(-3.0, 2.0))
     return (DEMO_SCRIPT[0], live, gap, stranger, DemoShot(None, 3.0),
-            DemoShot(DEMO_ATTACK_KEY, 5.0, scale=(1.0, 1.1), centre_x=(0.45, 0.55),
+            DemoShot(DEMO_ATTACK_KEY, 5.0, scale=(1.35, 1.45), centre_x=(0.45, 0.55),
                      centre_y=(0.42, 0.4), light=(1.0, 1.05), angle=(-2.0, 2.0)),
             DemoShot(None, 1.0))
 
@@ -188,7 +192,7 @@ class AttackDemoSource(DemoSource):
                          follow_clock=follow_clock)
 
     def open(self) -> None:
-        from faceguard.vision.attacks import screen_attack
+        from faceguard.vision.attacks import make_attack
 
         real = [shot for shot in self.script if shot.photo != DEMO_ATTACK_KEY]
         script, self.script = self.script, tuple(real)
@@ -197,7 +201,7 @@ class AttackDemoSource(DemoSource):
         finally:
             self.script = script
         photo = self._photos[DEMO_KNOWN_PHOTO]
-        self._photos[DEMO_ATTACK_KEY] = screen_attack(photo, DEMO_ATTACK_SEED)
+        self._photos[DEMO_ATTACK_KEY] = make_attack(photo, DEMO_ATTACK_KIND, DEMO_ATTACK_SEED)
         # the replay shows the photo shrunk about its centre: place its face likewise
         size = self.face_px[DEMO_KNOWN_PHOTO]
         fx, fy = self.face_centre[DEMO_KNOWN_PHOTO]
