@@ -30,6 +30,7 @@ from faceguard.library.attendance import attendance, local_day_range
 from faceguard.library.database import Person
 from faceguard.library.export import attendance_to_csv, events_to_csv, format_timestamp
 from faceguard.vision.image_io import load_image
+from faceguard.vision.selection import PICKS, Pick
 from faceguard.wording import one_line, plural
 
 from faceguard.console import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
@@ -139,7 +140,7 @@ def cmd_identify(ctx: AppContext, args: argparse.Namespace) -> int:
     failures = 0
     for name in args.images:
         try:
-            faces = recogniser.recognise(load_image(name))
+            faces = recogniser.recognise(load_image(name), pick=args.pick)
         except FaceGuardError as error:
             failures += 1
             _err(str(error))
@@ -158,16 +159,16 @@ def cmd_identify(ctx: AppContext, args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if failures else EXIT_OK
 
 
-def _largest_embedding(ctx: AppContext, name: str) -> np.ndarray:
-    observation = ctx.engine.embed_largest(load_image(name))
+def _largest_embedding(ctx: AppContext, name: str, pick: Pick = "largest") -> np.ndarray:
+    observation = ctx.engine.embed_largest(load_image(name), pick=pick)
     if observation is None or observation.embedding is None:
         raise CommandError(f"{name}: no face found")
     return observation.embedding
 
 
 def cmd_verify(ctx: AppContext, args: argparse.Namespace) -> int:
-    first = _largest_embedding(ctx, args.image_a)
-    second = _largest_embedding(ctx, args.image_b)
+    first = _largest_embedding(ctx, args.image_a, args.pick)
+    second = _largest_embedding(ctx, args.image_b, args.pick)
     similarity = float(np.dot(first, second))
     threshold = ctx.operating_point.threshold
     same = similarity >= threshold
@@ -200,7 +201,7 @@ def cmd_embed(ctx: AppContext, args: argparse.Namespace) -> int:
     missing = 0
     for row, name in enumerate(names):
         try:
-            observation = ctx.engine.embed_largest(load_image(name))
+            observation = ctx.engine.embed_largest(load_image(name), pick=args.pick)
         except FaceGuardError as error:
             observation = None
             _err(f"row {row}: {error}")
@@ -361,18 +362,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("identify", help="identify the faces in images")
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--json", action="store_true", help="one JSON object per line per image")
+    _add_pick(p)
     p.set_defaults(func=cmd_identify)
 
     p = commands.add_parser("verify", help="are the largest faces of two images one person?")
     p.add_argument("image_a")
     p.add_argument("image_b")
     p.add_argument("--json", action="store_true")
+    _add_pick(p)
     p.set_defaults(func=cmd_verify)
 
     p = commands.add_parser("embed", help="write the embeddings of images to a .npy file")
     p.add_argument("images", nargs="*", metavar="IMAGE")
     p.add_argument("--list", help="file with one image path a line")
     p.add_argument("--out", required=True, help="output .npy file")
+    _add_pick(p)
     p.set_defaults(func=cmd_embed)
 
     p = commands.add_parser("people", help="list, rename or remove people")
@@ -419,6 +423,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_optional_commands(commands)
     return parser
+
+
+def _add_pick(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pick", choices=PICKS, default="largest",
+                        help="which face counts: the largest whole face (default) or the one "
+                        "nearest the image centre (LFW's convention); faces cut off by the "
+                        "image border come last either way")
 
 
 def _positive_float(text: str) -> float:

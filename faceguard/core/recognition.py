@@ -10,6 +10,7 @@ import numpy as np
 from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import Matcher, MatchResult
 from faceguard.vision.engine import FaceEngine, FaceObservation
+from faceguard.vision.selection import Pick, why_not_used
 
 
 class LivenessScorer(Protocol):
@@ -27,6 +28,7 @@ class RecognisedFace:
     match: MatchResult
     person: str | None
     liveness: float | None = None  # fused live probability (None: unsure or liveness off)
+    why_not_used: str | None = None  # None for the face that counts (the first one)
 
     def to_json(self) -> dict[str, object]:
         """The CLI's JSON contract for one face."""
@@ -38,6 +40,8 @@ class RecognisedFace:
             "person": self.person,
             "similarity": round(float(self.match.similarity), 4),
             "liveness": None if self.liveness is None else round(float(self.liveness), 4),
+            "used": self.why_not_used is None,
+            "why_not_used": self.why_not_used,
         }
 
 
@@ -62,15 +66,21 @@ class Recogniser:
         """Drop cached names (after a rename or removal)."""
         self._names.clear()
 
-    def recognise(self, image: np.ndarray, min_face: int | None = None) -> list[RecognisedFace]:
-        """All faces of an image, largest first, each with its decision."""
-        observations = self.engine.analyze(image, min_face)
+    def recognise(self, image: np.ndarray, min_face: int | None = None,
+                  pick: Pick = "largest") -> list[RecognisedFace]:
+        """All faces of an image in the order they count (the first is the one used; the
+        others say why not), each with its decision."""
+        observations = self.engine.analyze(image, min_face, pick=pick)
         if not observations:
             return []
         vectors = np.stack([o.embedding for o in observations if o.embedding is not None])
         matches = self.matcher.search(vectors)
         checker = self.liveness
+        height, width = image.shape[:2]
+        chosen = observations[0].face
         return [RecognisedFace(o, m, self.person_name(m.person_id)
                                if m.person_id is not None else None,
-                               checker.score(image, o.face.box) if checker else None)
-                for o, m in zip(observations, matches, strict=True)]
+                               checker.score(image, o.face.box) if checker else None,
+                               None if index == 0 else
+                               why_not_used(o.face, chosen, width, height, pick))
+                for index, (o, m) in enumerate(zip(observations, matches, strict=True))]

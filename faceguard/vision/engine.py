@@ -12,6 +12,7 @@ from faceguard.vision.alignment import align_face
 from faceguard.vision.embedder import Embedder
 from faceguard.vision.mtcnn import DEFAULT_MIN_FACE, Face, MtcnnDetector
 from faceguard.vision.quality import FaceQuality, measure_quality
+from faceguard.vision.selection import Pick, rank_faces
 
 MAX_DETECT_SIDE = 1600  # larger photos are detected on a downscaled copy, aligned at full size
 
@@ -54,19 +55,24 @@ class FaceEngine:
         return self.detector.min_face
 
     def detect(self, image: np.ndarray, min_face: int | None = None,
-               max_side: int | None = None) -> list[Face]:
-        """Faces in an RGB image, largest first; images larger than ``max_side`` (default
+               max_side: int | None = None, pick: Pick = "largest") -> list[Face]:
+        """Faces in an RGB image in the order they count (whole faces before faces cut by the
+        border, then largest first, or nearest the centre with ``pick="central"``; see
+        :mod:`faceguard.vision.selection`). Images larger than ``max_side`` (default
         ``max_detect_side``) are searched on a downscaled copy, coordinates mapped back."""
         min_face = int(min_face or self.detector.min_face)
         max_side = max_side or self.max_detect_side
-        longest = max(image.shape[:2])
+        height, width = image.shape[:2]
+        longest = max(height, width)
         if longest <= max_side:
-            return self.detector.detect(image, min_face)
-        factor = max_side / longest
-        small = cv2.resize(image, (round(image.shape[1] * factor), round(image.shape[0] * factor)),
-                           interpolation=cv2.INTER_AREA)
-        faces = self.detector.detect(small, max(12, round(min_face * factor)))
-        return [face.scaled(1.0 / factor) for face in faces]
+            faces = self.detector.detect(image, min_face)
+        else:
+            factor = max_side / longest
+            small = cv2.resize(image, (round(width * factor), round(height * factor)),
+                               interpolation=cv2.INTER_AREA)
+            found = self.detector.detect(small, max(12, round(min_face * factor)))
+            faces = [face.scaled(1.0 / factor) for face in found]
+        return rank_faces(faces, width, height, pick)
 
     def observe(self, image: np.ndarray, faces: list[Face], embed: bool = True
                 ) -> list[FaceObservation]:
@@ -81,12 +87,12 @@ class FaceEngine:
         return observations
 
     def analyze(self, image: np.ndarray, min_face: int | None = None,
-                embed: bool = True) -> list[FaceObservation]:
-        """Every face of an image, largest first, aligned and embedded."""
-        return self.observe(image, self.detect(image, min_face), embed)
+                embed: bool = True, pick: Pick = "largest") -> list[FaceObservation]:
+        """Every face of an image in the order they count, aligned and embedded."""
+        return self.observe(image, self.detect(image, min_face, pick=pick), embed)
 
-    def embed_largest(self, image: np.ndarray, min_face: int | None = None
-                      ) -> FaceObservation | None:
-        """The largest face of an image, embedded; None when there is no face."""
-        faces = self.detect(image, min_face)
+    def embed_largest(self, image: np.ndarray, min_face: int | None = None,
+                      pick: Pick = "largest") -> FaceObservation | None:
+        """The face that counts (by ``pick``), embedded; None when there is no face."""
+        faces = self.detect(image, min_face, pick=pick)
         return self.observe(image, faces[:1])[0] if faces else None
