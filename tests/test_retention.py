@@ -95,6 +95,8 @@ def test_purge_and_config_from_the_command_line(tmp_path: Path,
     with FaceLibrary.open(data / "faceguard.db") as library:
         assert library.count_events() == 1
         assert [a.action for a in library.list_audit()][:2] == ["purge", "settings_changed"]
+    assert main(["--data-dir", str(data), "purge", "--compact"]) == EXIT_OK
+    assert "\nrewrote " in capsys.readouterr().out
     assert main(["--data-dir", str(tmp_path / "missing"), "purge"]) == EXIT_ERROR
     assert not (tmp_path / "missing").exists()
 
@@ -219,6 +221,19 @@ def test_erasure_leaves_no_template_or_crop_bytes_in_the_file_or_its_wal(
         entry = library.list_audit()[0]
         assert entry.action == "erase_person" and "Grace" not in entry.details
         assert all("Grace Hopper" not in a.details for a in library.list_audit())
+
+
+def test_erasure_leaves_nothing_while_the_library_stays_open(enrolled: Path) -> None:
+    """The kiosk's own connection stays open: the WAL must be truncated, not left to a close."""
+    slices = _log_visits(enrolled)
+    with FaceLibrary.open(enrolled / "faceguard.db") as library:
+        person = library.find_person_by_name("Grace Hopper")
+        assert person is not None
+        result = erase_person(library, person.id)
+        assert result.checkpointed and result.vacuumed and result.event_crops == 3
+        assert (enrolled / "faceguard.db-wal").stat().st_size == 0
+        assert _found(enrolled, slices) == 0
+        assert result.size_after < result.size_before
 
 
 def test_a_plain_remove_leaves_the_bytes_behind(enrolled: Path) -> None:

@@ -23,7 +23,7 @@ from faceguard.core.context import AppContext
 from faceguard.core.notice import retention_notice_html
 from faceguard.errors import FaceGuardError
 from faceguard.library.backup import KioskLock, list_backups
-from faceguard.library.retention import Retention, erase_person, purge
+from faceguard.library.retention import Retention, compact, erase_person, purge
 from faceguard.wording import plural
 
 
@@ -38,6 +38,13 @@ def cmd_purge(ctx: AppContext, args: argparse.Namespace) -> int:
           f"{_kept(retention.unknown_crops_hours, 'hour')}, "
           f"{plural(result.audit, 'audit entry', 'audit entries')} older than "
           f"{_kept(retention.audit_days, 'day')}")
+    if args.compact and not result.dry_run:
+        seconds, vacuumed, checkpointed = compact(ctx.library)
+        if not vacuumed:
+            raise FaceGuardError("the records were purged, but the library file could not be "
+                                 "rewritten (is the disk full?)")
+        print(f"rewrote {ctx.library.path} in {seconds:.1f} s"
+              + ("" if checkpointed else " (its -wal is still in use by another program)"))
     return EXIT_OK
 
 
@@ -84,6 +91,10 @@ def cmd_erase(ctx: AppContext, args: argparse.Namespace) -> int:
     print(f"erased {person.name}: {plural(result.templates, 'face template')}, "
           f"{plural(result.event_crops, 'event crop')} deleted; "
           f"{plural(result.events, 'event')} now logged as {result.pseudonym}")
+    if not result.vacuumed:
+        _err("warning: the library file could not be rewritten (is the disk full?), so parts "
+             "of the deleted face images may remain in freed space; free some disk space, "
+             "then run `faceguard purge --compact`")
     if not result.checkpointed:
         _err("warning: another program is reading the library; its write-ahead log keeps "
              "the old pages until that program closes")
@@ -102,6 +113,9 @@ def register(commands: Any) -> None:
         "retention.unknown_crops_hours, retention.audit_days; 0 keeps forever) now. The "
         "kiosk does this once a day.")
     p.add_argument("--dry-run", action="store_true", help="only say what would be deleted")
+    p.add_argument("--compact", action="store_true",
+                   help="then rewrite the library file (VACUUM), so no freed page keeps old "
+                   "bytes (about 25 ms a MB)")
     p.set_defaults(func=cmd_purge, reads_only=True)  # never creates a library
 
     p = commands.add_parser("notice", help="write the printable retention notice (HTML)")

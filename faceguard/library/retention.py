@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import secrets
 import sqlite3
 import time
@@ -32,6 +33,8 @@ from pathlib import Path
 from faceguard.errors import LibraryError
 from faceguard.library.database import FaceLibrary, utc_now
 from faceguard.settings import Settings
+
+log = logging.getLogger(__name__)
 
 PSEUDONYM_PREFIX = "erased-"
 
@@ -112,6 +115,31 @@ def checkpoint(conn: sqlite3.Connection) -> bool:
     return int(busy) == 0
 
 
+def _compact(conn: sqlite3.Connection, vacuum: bool) -> tuple[float, bool, bool]:
+    """VACUUM (when asked) and truncate the WAL: (seconds, vacuumed, checkpointed).
+
+    Runs after a commit, so a VACUUM that fails (it needs free disk space about the library's
+    size) is logged and reported, never raised as if nothing had changed.
+    """
+    started = time.perf_counter()
+    vacuumed = False
+    if vacuum:
+        try:
+            conn.execute("VACUUM")
+            vacuumed = True
+        except sqlite3.Error as exc:
+            log.error("the library file could not be rewritten (%s)", exc)
+    done = checkpoint(conn)
+    return time.perf_counter() - started, vacuumed, done
+
+
+def compact(library: FaceLibrary) -> tuple[float, bool, bool]:
+    """Rewrite the library file (VACUUM) and truncate its WAL, so that no freed page keeps
+    old bytes: (seconds, vacuumed, checkpointed). About 25 ms a MB here."""
+    with _secure_delete(library, "compacting the library") as conn:
+        return _compact(conn, True)
+
+
 def purge(library: FaceLibrary, retention: Retention, *, actor: str = "system",
           now: datetime | None = None, dry_run: bool = False) -> PurgeResult:
     """Delete what the retention no longer allows; one transaction, one ``purge`` audit entry.
@@ -163,6 +191,7 @@ class ErasureResult:
     size_before: int  # bytes of the database file and its -wal
     size_after: int
     checkpointed: bool  # False: another program was reading; the -wal keeps old frames
+    vacuumed: bool = True  # False: VACUUM failed or was not asked for (fragments may remain)
 
 
 def _file_size(path: Path | None) -> int:
@@ -233,10 +262,6 @@ def erase_person(library: FaceLibrary, person_id: int, *, actor: str = "cli",
                 "events": events, "event_crops": crops, "audit_entries": audited})
         # The freed pages are zeroed, but the WAL (and, until a checkpoint, the main file)
         # still hold the pages as they were: copy, rewrite, and truncate.
-        started = time.perf_counter()
-        if vacuum:
-            conn.execute("VACUUM")
-        done = checkpoint(conn)
-        vacuum_s = time.perf_counter() - started
+        vacuum_s, vacuumed, done = _compact(conn, vacuum)
     return ErasureResult(pseudonym, templates, events, crops, audited, vacuum_s,
-                         size_before, _file_size(library.path), done)
+                         size_before, _file_size(library.path), done, vacuumed)
