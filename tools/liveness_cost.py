@@ -51,15 +51,15 @@ def main() -> None:
         live_ms.append((time.perf_counter() - tick) * 1000)
         frame_ms.append(result.latency_ms)
     frame_ms, live_ms = frame_ms[5:], live_ms[5:]
-    frame, live = statistics.median(frame_ms), statistics.median(live_ms)
+    frame_time, live = statistics.median(frame_ms), statistics.median(live_ms)
     ordered = sorted(live_ms)
     print(json.dumps({
-        "frames": len(frame_ms), "frame_ms_median": round(frame, 1),
+        "frames": len(frame_ms), "frame_ms_median": round(frame_time, 1),
         "liveness_ms_median": round(live, 1),
         "liveness_ms_p10_p90": [round(ordered[len(ordered) // 10], 1),
                                 round(ordered[9 * len(ordered) // 10], 1)],
-        "share_per_scored_frame": round(live / frame, 3), "stride": LIVENESS_STRIDE,
-        "share_per_decision_frame": round(live / frame / LIVENESS_STRIDE, 3),
+        "share_per_scored_frame": round(live / frame_time, 3), "stride": LIVENESS_STRIDE,
+        "share_per_decision_frame": round(live / frame_time / LIVENESS_STRIDE, 3),
         "load_average": [round(v, 2) for v in os.getloadavg()]}, indent=1))
 
 
