@@ -23,10 +23,11 @@ threshold; an unsure frame (face too small or too near the border) is a vote for
 never for "live". The defaults, 2 of 3 scored frames at stride 4, take frames 1, 5 and 9 of a
 visit: a live person is accepted at frame 5 at the earliest (0.33 s at 15 frames per second,
 two frames after the recognition vote could accept), an attack is refused at frame 9 (0.6 s).
-The stride keeps the cost under 10 % of the frame time: both networks take 18.6 ms per
-scored face against 58 ms for the rest of a frame's work (median, same run, see the model
-card), so one frame in four costs 4.7 ms a frame (8 %) while a visit is undecided and nothing
-once it is decided. Why 2 of 3: if a live face were scored live with probability q per frame
+The stride keeps the cost under 10 % of the frame time: both networks take 18.7 ms per
+scored face against 51.6 ms for the rest of a frame's work (medians, same run,
+tools/liveness_cost.py, see the model card), so one frame in four costs 4.7 ms a frame
+(9.1 %) while a visit is undecided, and nothing once it is decided.
+Why 2 of 3: if a live face were scored live with probability q per frame
 independently, a visit passes within its window with probability 3q^2 - 2q^3 (q = 0.9 gives
 97 %), while an attack scored live with probability p passes with 3p^2 - 2p^3 (p = 0.05 gives
 0.7 %); 1 of 1 would let a single lucky frame through, 3 of 3 would refuse a live person for
