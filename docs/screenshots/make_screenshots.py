@@ -30,10 +30,9 @@ from faceguard.gui.logs import LogsDialog
 from faceguard.gui.main_window import MainWindow
 from faceguard.gui.threading import ThreadRunner
 from faceguard.kiosk.demo import DEMO_PERSON, prepare_demo
-from faceguard.library.database import encode_crop
 from faceguard.paths import resources_dir
 from faceguard.settings import Settings, load_settings, save_settings
-from faceguard.vision.image_io import load_image
+from faceguard.vision.image_io import encode_jpeg, load_image
 
 HERE = Path(__file__).resolve().parent
 SIZE = (1280, 800)
@@ -94,7 +93,7 @@ def fake_history(ctx: AppContext, days: int = 4) -> None:
     person = library.find_person_by_name(DEMO_PERSON)
     assert person is not None
     crop = library.get_template_crop(library.list_templates(person.id)[0].id)
-    stranger = encode_crop(cv2.resize(load_image(resources_dir() / "demo" / "grace_hopper.jpg")
+    stranger = encode_jpeg(cv2.resize(load_image(resources_dir() / "demo" / "grace_hopper.jpg")
                                       [106:344, 164:348], (96, 96)))
     kiosk = ctx.settings.kiosk_name
     today = datetime.now().astimezone().replace(hour=0, minute=0, second=0, microsecond=0)
@@ -133,11 +132,11 @@ def main() -> int:
                             ask_first_pin=False)
         window.setGeometry(0, 0, *SIZE)
         window.show()
-        if not wait_until(lambda: any(e.person_id for e in window.events_seen), 40):
+        if not wait_until(lambda: any(e.person_id for e in session.ctx.library.query_events()), 40):
             raise SystemExit("no recognition within 40 s")
         settle(1.2)
         save(window, args.out / "live_demo.png", args.root)
-        if not wait_until(lambda: any(e.person_id is None for e in window.events_seen), 40):
+        if not wait_until(lambda: any(e.person_id is None for e in session.ctx.library.query_events()), 40):
             raise SystemExit("no stranger within 40 s")
         settle(0.8)
         save(window, args.out / "live_demo_unknown.png", args.root)
