@@ -27,8 +27,8 @@ demo: $(STAMP)
 test: $(STAMP) lint unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check faceguard tests tools installer
-	$(BIN)/mypy faceguard tools
+	$(BIN)/ruff check faceguard tests tools installer docs
+	$(BIN)/mypy faceguard tools docs/screenshots
 	$(BIN)/lint-imports
 
 unit: $(STAMP)

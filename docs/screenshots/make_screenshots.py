@@ -132,11 +132,15 @@ def main() -> int:
                             ask_first_pin=False)
         window.setGeometry(0, 0, *SIZE)
         window.show()
-        if not wait_until(lambda: any(e.person_id for e in session.ctx.library.query_events()), 40):
+        def logged(known: bool) -> bool:
+            return any((e.person_id is not None) == known
+                       for e in session.ctx.library.query_events())
+
+        if not wait_until(lambda: logged(True), 40):
             raise SystemExit("no recognition within 40 s")
         settle(1.2)
         save(window, args.out / "live_demo.png", args.root)
-        if not wait_until(lambda: any(e.person_id is None for e in session.ctx.library.query_events()), 40):
+        if not wait_until(lambda: logged(False), 40):
             raise SystemExit("no stranger within 40 s")
         settle(0.8)
         save(window, args.out / "live_demo_unknown.png", args.root)
