@@ -141,6 +141,7 @@ def test_each_new_presentation_is_a_new_attempt_and_repeats_raise_an_alert() -> 
     assert [e.decision for e in events] == ["attack", "attack", "attack"]
     alerts = [o.alert for o in outcomes if o.alert is not None]  # type: ignore[attr-defined]
     assert len(alerts) == 1 and alerts[0].attempts == 3 and "Ana" in alerts[0].message()
+    assert events[2].alert is alerts[0] and events[0].alert is None  # the GUI gets it
     # a live presentation after the attempts is accepted as usual
     more, _, _ = drive(decider, [0.9] * 6, start=T0 + timedelta(seconds=30))
     assert [(e.decision, e.direction) for e in more] == [("known", "IN")]
@@ -224,7 +225,8 @@ def test_kiosk_refuses_the_screen_replay_and_logs_it_as_an_attack(
         tmp_path: Path, attack_video: Path, capsys: pytest.CaptureFixture[str],
         caplog: pytest.LogCaptureFixture) -> None:
     # repeat window 0: were the replay taken for her, it would be logged as her OUT
-    data_dir = product_data_dir(tmp_path, liveness_mode="enforce")
+    data_dir = product_data_dir(tmp_path, liveness_mode="enforce",
+                                liveness_alert_attempts=1)  # the first attempt alerts
     events, err = run_video(data_dir, attack_video, capsys)
     decisions = [(e["decision"], e["person"], e["direction"]) for e in events]
     assert decisions == [("known", "Eileen Collins", "IN"), ("unknown", None, None),
@@ -238,6 +240,9 @@ def test_kiosk_refuses_the_screen_replay_and_logs_it_as_an_attack(
         stored = library.query_events(decision="attack", with_crops=True)
         assert len(stored) == 1 and stored[0].crop_jpeg and stored[0].person_id is None
         assert library.count_events(decision="known") == 1  # no IN/OUT for the replay
+        alerts = [a for a in library.list_audit() if a.action == "liveness_alert"]
+        assert len(alerts) == 1 and "Eileen Collins" in alerts[0].details
+    assert "liveness alert" in caplog.text
 
 
 def test_mode_off_end_to_end_loads_no_liveness_and_logs_what_it_always_did(

@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
         self.realtime = realtime
         self.admin = AdminGate(ctx, opener=opener)
         self.pipeline: KioskPipeline = pipeline_for(ctx)
+        ctx.on_person_changed(self._person_changed)
         self._apply_threshold()
         self.worker: LiveWorker | None = None
         self.spec: SourceSpec | None = None
@@ -233,6 +234,9 @@ class MainWindow(QMainWindow):
     def on_event(self, event: KioskEvent) -> None:
         self.events_count += 1
         self.live.banner.show_event(event)
+        if event.alert is not None:  # for the admin: repeated suspected attacks (audited)
+            self.statusBar().showMessage(f"Liveness alert: {event.alert.message()}; see the "
+                                         "audit log", 300_000)
         for dialog in self.logs:
             dialog.event_logged(event)
 
@@ -321,10 +325,15 @@ class MainWindow(QMainWindow):
         self.ctx = ctx
         self.admin.set_context(ctx)
         self.pipeline = pipeline_for(ctx)
+        ctx.on_person_changed(self._person_changed)
         self._apply_threshold()
         self._update_header()
         self.refresh_counts()
         self.context_changed.emit()
+
+    def _person_changed(self, person_id: int) -> None:
+        """Someone was renamed, edited or removed: the kiosk forgets its names and votes."""
+        self.pipeline.person_removed(person_id)
 
     def _apply_threshold(self) -> None:
         settings = self.ctx.settings
@@ -361,8 +370,6 @@ class MainWindow(QMainWindow):
         dialog = PeopleDialog(self.ctx, self.runner, self, frame_provider=self.current_frame,
                               opener=self.opener)
         dialog.changed.connect(self.refresh_counts)
-        dialog.removed.connect(self.pipeline.person_removed)
-        dialog.renamed.connect(lambda _id: self.pipeline.recogniser.forget_names())
         self.opener(dialog)
         self.refresh_counts()
 

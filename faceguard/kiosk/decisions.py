@@ -186,6 +186,7 @@ class KioskEvent:
     liveness: float | None = None  # mean fused live probability of the visit's scored frames
     attack: bool = False  # presentation attack suspected (enforce mode)
     claimed_name: str | None = None  # whom an attack event's face was matched to
+    alert: LivenessAlert | None = field(default=None, repr=False, compare=False)  # it raised
 
     @property
     def decision(self) -> str:
@@ -422,6 +423,7 @@ class Decider:
             alert = LivenessAlert(now, self.kiosk_id, len(self._attacks), live.alert_window_s,
                                   names)
             self._attacks.clear()  # the next alert needs as many new attempts
+            event = replace(event, alert=alert)  # events always reach the window; frames may not
         return Outcome(verdict, event, liveness="attack", alert=alert)
 
     def _verdict(self, current: Candidate | None
