@@ -401,7 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_day", metavar="YYYY-MM-DD", help="first local day")
     p.add_argument("--to", dest="to_day", metavar="YYYY-MM-DD", help="last local day")
     p.add_argument("--person", help="only this person")
-    p.add_argument("--decision", choices=["known", "unknown"], help="only these decisions")
+    p.add_argument("--decision", choices=["known", "unknown", "attack"],
+                   help="only these decisions (attack: suspected presentation attacks)")
     p.add_argument("--attendance", action="store_true",
                    help="first in / last out per person per day instead of events")
     p.add_argument("--csv", metavar="FILE", help="write CSV to FILE")

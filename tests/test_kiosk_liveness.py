@@ -243,6 +243,9 @@ def test_kiosk_refuses_the_screen_replay_and_logs_it_as_an_attack(
         alerts = [a for a in library.list_audit() if a.action == "liveness_alert"]
         assert len(alerts) == 1 and "Eileen Collins" in alerts[0].details
     assert "liveness alert" in caplog.text
+    assert main(["--data-dir", str(data_dir), "log", "--decision", "attack"]) == EXIT_OK
+    listed = capsys.readouterr().out
+    assert "attack" in listed and "1 event" in listed
 
 
 def test_mode_off_end_to_end_loads_no_liveness_and_logs_what_it_always_did(
