@@ -1,0 +1,105 @@
+"""The door verb for the kiosk: may this recognised person pass now, then open or refuse.
+
+``Gate(library, settings, driver)``; per accepted visit ``gate.at_door(person_id, name,
+moment)`` decides with the access rules (:func:`faceguard.core.access.decide`, plus
+anti-passback when ``access.antipassback`` is on and a direction is given), unlocks or sends
+a ``denied`` event, and returns both. Unknown faces never reach it. The rules are read from
+the library once and again after :meth:`reload` (the CLI and the rules editor change them).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+
+from faceguard.core.access import (
+    IN,
+    Decision,
+    Rules,
+    Validity,
+    Verdict,
+    Window,
+    decide,
+    local_zone,
+    passback,
+)
+from faceguard.core.door import DoorDriver, DoorResult, make_driver
+from faceguard.library.database import FaceLibrary
+from faceguard.library.rules import LibraryOutbox, last_passage, record_passage, rule_rows
+from faceguard.settings import Settings
+
+
+def load_rules(library: FaceLibrary, settings: Settings) -> Rules:
+    """The access rules stored in the library, in the configured time zone."""
+    rows = rule_rows(library)
+    return Rules(
+        zone=local_zone(settings.access_timezone),
+        groups={name: tuple(Window(*w) for w in windows)
+                for name, windows in rows.groups.items()},
+        members=rows.members, holidays=frozenset(rows.holidays),
+        validity={pid: Validity(*v) for pid, v in rows.validity.items()},
+        allow_without_rules=settings.access_without_rules == "allow")
+
+
+class Gate:
+    """Access rules + door driver, as one object the kiosk calls."""
+
+    def __init__(self, library: FaceLibrary, settings: Settings,
+                 driver: DoorDriver | None = None) -> None:
+        self.library, self.settings = library, settings
+        self.driver = driver or make_driver(settings, LibraryOutbox(library))
+        self._rules: Rules | None = None
+        self._lock = threading.Lock()
+
+    def rules(self) -> Rules:
+        """The rules as last loaded."""
+        with self._lock:
+            if self._rules is None:
+                self._rules = load_rules(self.library, self.settings)
+            return self._rules
+
+    def reload(self) -> None:
+        """Read the rules again at the next decision."""
+        with self._lock:
+            self._rules = None
+
+    def decide(self, person_id: int, moment: datetime, direction: str | None = None) -> Decision:
+        """The rules' answer, then anti-passback (when on and ``direction`` is IN/OUT)."""
+        decision = decide(person_id, moment, self.rules(), self.settings.kiosk_name)
+        if (decision.allowed and direction and self.settings.access_antipassback == "on"):
+            last = last_passage(self.library, person_id)
+            check = passback(last[0] if last else None, direction)
+            if not check.allowed:
+                return check
+        return decision
+
+    def at_door(self, person_id: int, name: str, moment: datetime, *,
+                direction: str | None = None,
+                event_id: str | None = None) -> tuple[Decision, DoorResult]:
+        """Decide, then unlock (allowed) or report ``denied`` with the reason."""
+        decision = self.decide(person_id, moment, direction)
+        if decision.allowed:
+            result = self.driver.unlock(name, reason=decision.reason, event_id=event_id,
+                                        moment=moment)
+            if direction and self.settings.access_antipassback == "on":
+                record_passage(self.library, person_id, direction, self.settings.kiosk_name,
+                               moment)
+        else:
+            result = self.driver.denied(name, decision.reason, event_id=event_id,
+                                        moment=moment)
+        return decision, result
+
+    def manual_open(self, actor: str, moment: datetime | None = None) -> DoorResult:
+        """The admin's "open door" (behind the PIN): unlock, audited."""
+        result = self.driver.unlock(None, reason=f"opened by {actor}", moment=moment)
+        self.library.audit(actor, "door_opened", {"door": self.settings.kiosk_name,
+                                                  "event_id": result.event_id,
+                                                  "done": result.done, "queued": result.queued})
+        return result
+
+    def close(self) -> None:
+        """Close the driver (de-energises a local relay)."""
+        self.driver.close()
+
+
+__all__ = ["IN", "Gate", "Verdict", "load_rules"]
