@@ -74,11 +74,11 @@ def cmd_groups(ctx: AppContext, args: argparse.Namespace) -> int:
         for name in args.remove or []:
             store.set_membership(ctx.library, args.name, _person(ctx, name).id, False,
                                  actor="cli")
-        group = next((g for g in store.list_groups(ctx.library)
+        found = next((g for g in store.list_groups(ctx.library)
                       if g.name.casefold() == args.name.casefold()), None)
-        if group is None:
+        if found is None:
             raise FaceGuardError(f"there is no access group named {args.name!r}")
-        print(f"{group.name}: " + (", ".join(group.members) or "no members"))
+        print(f"{found.name}: " + (", ".join(found.members) or "no members"))
     return EXIT_OK
 
 
@@ -110,9 +110,10 @@ def cmd_rules(ctx: AppContext, args: argparse.Namespace) -> int:
             for pid, (start, until, disabled) in sorted(store.rule_rows(lib).validity.items()):
                 person = lib.get_person(pid)
                 who = person.name if person else f"#{pid}"
+                zone = local_zone(ctx.settings.access_timezone)
                 print(f"pass {who}: " + ("disabled" if disabled else
-                      f"from {start.isoformat() if start else '-'} until "
-                      f"{until.isoformat() if until else '-'}"))
+                      f"from {start.astimezone(zone).isoformat() if start else '-'} until "
+                      f"{until.astimezone(zone).isoformat() if until else '-'}"))
         elif args.action == "add":
             windows = parse_window(args.days, args.hours, args.door)
             for w in windows:
