@@ -48,6 +48,11 @@ LIVENESS_MODES = ("off", "observe", "enforce")
 DEFAULT_LIVENESS_MODE = "observe"
 DEFAULT_LIVENESS_THRESHOLD = 0.5
 
+# Doors and access rules (faceguard.core.door, faceguard.core.access).
+DOOR_DRIVERS = ("simulated", "serial", "webhook", "mqtt", "gpio")
+LOCK_TYPES = ("fail-secure", "fail-safe")
+SERIAL_PRESETS = ("lcus-1", "lcus-2-ch1", "lcus-2-ch2", "kmtronic-1", "custom")
+
 
 class SettingsError(FaceGuardError):
     """Settings have an invalid value or cannot be saved."""
@@ -215,6 +220,75 @@ class Settings:
     retention_contact: str = setting(
         "the site administrator", lambda v: _check_str(v, max_len=256), "retention.contact",
         "Who people ask about their data (printed on the retention notice).")
+    door_driver: str = setting(
+        "simulated", lambda v: _check_choice(v, DOOR_DRIVERS), "door.driver",
+        "What opens the door: simulated (shown only), serial (USB relay), webhook, mqtt, gpio.")
+    door_lock_type: str = setting(
+        "fail-secure", lambda v: _check_choice(v, LOCK_TYPES), "door.lock_type",
+        "fail-secure (strike: stays locked without power) or fail-safe (maglock: unlocks "
+        "without power, and when FaceGuard exits).")
+    door_pulse_s: float = setting(
+        3.0, lambda v: _check_float(v, 0.1, 60.0), "door.pulse_s",
+        "Seconds the door stays unlocked after an unlock.")
+    door_webhook_url: str = setting(
+        "", lambda v: _check_str(v, max_len=2048, allow_empty=True), "door.webhook.url",
+        "Webhook driver: the http(s) address each event is POSTed to.")
+    door_webhook_secret: str = setting(
+        "", lambda v: _check_str(v, max_len=1024, allow_empty=True), "door.webhook.secret",
+        "Webhook driver: shared secret for the X-FaceGuard-Signature HMAC-SHA256.", repr=False)
+    door_webhook_timeout_s: float = setting(
+        5.0, lambda v: _check_float(v, 0.1, 120.0), "door.webhook.timeout_s",
+        "Webhook driver: seconds to wait for an answer before trying again later.")
+    door_webhook_ca_file: str = setting(
+        "", lambda v: _check_str(v, max_len=1024, allow_empty=True), "door.webhook.ca_file",
+        "Webhook driver: extra CA certificate file (PEM) for a private https endpoint.")
+    door_serial_port: str = setting(
+        "/dev/ttyUSB0", lambda v: _check_str(v, max_len=256), "door.serial.port",
+        "Serial driver: the relay board's port (/dev/ttyUSB0, COM3).")
+    door_serial_preset: str = setting(
+        "lcus-1", lambda v: _check_choice(v, SERIAL_PRESETS), "door.serial.preset",
+        "Serial driver: the board's commands (lcus-1: A0 01 01 A2 / A0 01 00 A1), or custom.")
+    door_serial_on: str = setting(
+        "", lambda v: _check_str(v, max_len=256, allow_empty=True), "door.serial.on",
+        "Serial driver, preset custom: bytes (hex) that energise the relay.")
+    door_serial_off: str = setting(
+        "", lambda v: _check_str(v, max_len=256, allow_empty=True), "door.serial.off",
+        "Serial driver, preset custom: bytes (hex) that de-energise the relay.")
+    door_mqtt_host: str = setting(
+        "", lambda v: _check_str(v, max_len=256, allow_empty=True), "door.mqtt.host",
+        "MQTT driver: the broker's host name or address.")
+    door_mqtt_port: int = setting(
+        1883, lambda v: _check_int(v, 1, 65_535), "door.mqtt.port", "MQTT driver: broker port.")
+    door_mqtt_prefix: str = setting(
+        "faceguard", lambda v: _check_str(v, max_len=128), "door.mqtt.prefix",
+        "MQTT driver: topic prefix (topics are PREFIX/<kiosk name>/...).")
+    door_mqtt_user: str = setting(
+        "", lambda v: _check_str(v, max_len=256, allow_empty=True), "door.mqtt.user",
+        "MQTT driver: user name (empty: none).")
+    door_mqtt_password: str = setting(
+        "", lambda v: _check_str(v, max_len=1024, allow_empty=True), "door.mqtt.password",
+        "MQTT driver: password.", repr=False)
+    door_mqtt_tls: str = setting(
+        "off", lambda v: _check_choice(v, ("off", "on")), "door.mqtt.tls",
+        "MQTT driver: on uses TLS with certificate checks.")
+    door_mqtt_ca_file: str = setting(
+        "", lambda v: _check_str(v, max_len=1024, allow_empty=True), "door.mqtt.ca_file",
+        "MQTT driver: CA certificate file (PEM) for TLS (empty: the system's).")
+    door_gpio_chip: str = setting(
+        "/dev/gpiochip0", lambda v: _check_str(v, max_len=256), "door.gpio.chip",
+        "GPIO driver: the GPIO chip.")
+    door_gpio_line: int = setting(
+        17, lambda v: _check_int(v, 0, 4095), "door.gpio.line",
+        "GPIO driver: the line (pin offset) driving the relay.")
+    access_timezone: str = setting(
+        "", lambda v: _check_str(v, max_len=64, allow_empty=True), "access.timezone",
+        "Time zone of the access hours (e.g. Europe/Berlin; empty: the system's).")
+    access_without_rules: str = setting(
+        "allow", lambda v: _check_choice(v, ("allow", "deny")), "access.without_rules",
+        "While no access group exists: allow every recognised person, or deny.")
+    access_antipassback: str = setting(
+        "off", lambda v: _check_choice(v, ("off", "on")), "access.antipassback",
+        "on: after an IN the next passage must be an OUT (an IN and an OUT kiosk).")
 
     def __post_init__(self) -> None:
         """Reject invalid values with a user-facing message."""

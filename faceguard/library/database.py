@@ -199,8 +199,42 @@ def _m007_liveness(db: Database) -> None:
     db.table("events").add_column("liveness", float)
 
 
+@MIGRATIONS(name="008_access_rules")
+def _m008_access_rules(db: Database) -> None:
+    """Access rules (groups, members, weekly and holiday windows, holidays, per-person
+    validity), the anti-passback state, and the door outbox (messages to a webhook or an MQTT
+    broker, kept until delivered). Read and written by :mod:`faceguard.library.rules`."""
+    for sql in (
+        "CREATE TABLE access_groups (id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+        "name_key TEXT NOT NULL UNIQUE, created TEXT NOT NULL)",
+        "CREATE TABLE access_members (group_id INTEGER NOT NULL REFERENCES access_groups (id) "
+        "ON DELETE CASCADE, person_id INTEGER NOT NULL REFERENCES people (id) ON DELETE "
+        "CASCADE, PRIMARY KEY (group_id, person_id))",
+        "CREATE TABLE access_windows (id INTEGER PRIMARY KEY, group_id INTEGER NOT NULL "
+        "REFERENCES access_groups (id) ON DELETE CASCADE, day INTEGER NOT NULL CHECK (day "
+        "BETWEEN 0 AND 7), start_min INTEGER NOT NULL CHECK (start_min BETWEEN 0 AND 1439), "
+        "end_min INTEGER NOT NULL CHECK (end_min BETWEEN 0 AND 1440 AND end_min != start_min), "
+        "door TEXT)",
+        "CREATE TABLE access_holidays (day TEXT PRIMARY KEY, name TEXT NOT NULL DEFAULT '')",
+        "CREATE TABLE access_validity (person_id INTEGER PRIMARY KEY REFERENCES people (id) "
+        "ON DELETE CASCADE, valid_from TEXT, valid_until TEXT, disabled INTEGER NOT NULL "
+        "DEFAULT 0 CHECK (disabled IN (0, 1)))",
+        "CREATE TABLE access_passback (person_id INTEGER PRIMARY KEY REFERENCES people (id) "
+        "ON DELETE CASCADE, direction TEXT NOT NULL CHECK (direction IN ('IN', 'OUT')), "
+        "door TEXT NOT NULL, timestamp TEXT NOT NULL)",
+        "CREATE TABLE door_outbox (endpoint TEXT NOT NULL, event_id TEXT NOT NULL, "
+        "payload TEXT NOT NULL, created TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "next_try TEXT NOT NULL, sent TEXT, last_error TEXT, PRIMARY KEY (endpoint, event_id))",
+        "CREATE INDEX access_windows_group ON access_windows (group_id)",
+        "CREATE INDEX access_members_person ON access_members (person_id)",
+        "CREATE INDEX door_outbox_pending ON door_outbox (endpoint, sent, next_try)",
+    ):
+        db.execute(sql)
+
+
 MIGRATION_NAMES: tuple[str, ...] = ("001_people", "002_templates", "003_events", "004_audit",
-                                     "005_identity", "006_admin", "007_liveness")
+                                     "005_identity", "006_admin", "007_liveness",
+                                     "008_access_rules")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 
 # ---------------------------------------------------------------------------------------------
@@ -805,6 +839,14 @@ class FaceLibrary:
                 if _is_corrupt(exc):
                     self._mark_damaged([str(exc)])
                 raise _translate(exc, action, True, self._busy_timeout_s) from exc
+
+    @contextlib.contextmanager
+    def reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The library's connection for reads written as SQL in their own module
+        (:mod:`faceguard.library.rules`), holding the library's lock; SQLite errors become
+        LibraryError naming ``action``. Works on a read-only library."""
+        with self._read(action):
+            yield self._conn
 
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
         cursor = self._db.execute(sql, params)
