@@ -16,8 +16,8 @@ import onnxruntime
 
 from faceguard.errors import FaceGuardError
 from faceguard.library.matcher import Matcher
+from faceguard.native_threads import native_threads
 from faceguard.paths import resources_dir
-from faceguard.threads import native_threads
 from faceguard.vision.alignment import align_face
 from faceguard.vision.embedder import Embedder
 from faceguard.vision.image_io import load_image

@@ -3,11 +3,11 @@
 Exit codes: 0 success; 1 error (one-line reason on stderr); 2 bad usage; 3 partly done
 (some inputs failed; each is named on stderr).
 """
-# ruff: noqa: I001  (faceguard.threads must be imported before numpy)
+# ruff: noqa: I001  (faceguard.native_threads must be imported before numpy)
 
 from __future__ import annotations
 
-import faceguard.threads  # noqa: F401  (pins native thread pools before numpy loads)
+import faceguard.native_threads  # noqa: F401  (pins native thread pools before numpy loads)
 
 import argparse
 import importlib

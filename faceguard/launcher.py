@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-import faceguard.threads  # noqa: F401  (pins native thread pools before numpy loads)
+import faceguard.native_threads  # noqa: F401  (pins native thread pools before numpy loads)
 from faceguard.cli import CommandError
 from faceguard.cli import main as cli_main
 from faceguard.core.context import AppContext

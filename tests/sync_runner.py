@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from faceguard.gui.threading import Worker
+from faceguard.gui.tasks import Worker
 
 
 class SyncRunner:

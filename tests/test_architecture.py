@@ -23,7 +23,7 @@ def test_only_the_evaluation_package_may_be_missing(monkeypatch: pytest.MonkeyPa
 
 
 def test_test_helpers_do_not_ship_in_the_product() -> None:
-    import faceguard.gui.threading as qt_tasks
+    import faceguard.gui.tasks as qt_tasks
 
     assert not hasattr(qt_tasks, "SyncRunner")
 

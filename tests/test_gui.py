@@ -34,7 +34,7 @@ from faceguard.gui.logs import LogsDialog
 from faceguard.gui.main_window import MainWindow
 from faceguard.gui.people import PeopleDialog
 from faceguard.gui.settings_dialog import SettingsDialog
-from faceguard.gui.threading import ThreadRunner
+from faceguard.gui.tasks import ThreadRunner
 from faceguard.gui.worker import LiveWorker, to_qimage, to_rgb_array
 from faceguard.kiosk.demo import write_demo_video
 from faceguard.kiosk.pipeline import FrameResult, pipeline_for

@@ -17,8 +17,8 @@ from faceguard.cli import EXIT_ERROR, EXIT_OK, main
 from faceguard.core.pin import PinCheck, PinError, PinGate, hash_pin, verify_pin
 from faceguard.kiosk.decisions import Candidate, Decider, DecisionPolicy, FakeClock
 from faceguard.kiosk.demo import write_demo_video
+from faceguard.kiosk.loop import KioskLoop, LoopHooks, SourceStatus
 from faceguard.kiosk.pipeline import FrameResult
-from faceguard.kiosk.runner import KioskLoop, LoopHooks, SourceStatus
 from faceguard.kiosk.sources import (
     DemoSource,
     FolderSource,

@@ -27,8 +27,8 @@ from sqlite_utils import Database
 from faceguard.cli import EXIT_ERROR, EXIT_OK, main
 from faceguard.core.context import AppContext
 from faceguard.errors import LibraryError
-from faceguard.kiosk import runner
-from faceguard.kiosk.runner import KioskLoop
+from faceguard.kiosk import loop as kiosk_loop
+from faceguard.kiosk.loop import KioskLoop
 from faceguard.kiosk.sources import FrameSource, SourceEnded, SourceSpec
 from faceguard.library.backup import (
     DailyMaintenance,
@@ -313,8 +313,8 @@ class _Frames(FrameSource):
 
 
 def test_kiosk_loop_runs_the_housekeeping_hook(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runner, "HOUSEKEEPING_FIRST_S", 0.05)
-    monkeypatch.setattr(runner, "HOUSEKEEPING_EVERY_S", 0.05)
+    monkeypatch.setattr(kiosk_loop, "HOUSEKEEPING_FIRST_S", 0.05)
+    monkeypatch.setattr(kiosk_loop, "HOUSEKEEPING_EVERY_S", 0.05)
     calls = threading.Event()
 
     class Pipeline:

@@ -28,7 +28,7 @@ from faceguard.gui.app import application
 from faceguard.gui.enrol import EnrolDialog
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.main_window import MainWindow
-from faceguard.gui.threading import ThreadRunner
+from faceguard.gui.tasks import ThreadRunner
 from faceguard.kiosk.demo import DEMO_PERSON, prepare_demo
 from faceguard.paths import resources_dir
 from faceguard.settings import Settings, load_settings, save_settings

@@ -21,8 +21,8 @@ from faceguard.errors import FaceGuardError
 from faceguard.gui.main_window import MainWindow
 from faceguard.gui.qt_binding import check_binding
 from faceguard.gui.soak import SoakRun
+from faceguard.gui.tasks import ThreadRunner
 from faceguard.gui.theme import apply_theme
-from faceguard.gui.threading import ThreadRunner
 from faceguard.kiosk.demo import DemoSession, prepare_demo
 from faceguard.paths import resources_dir
 

@@ -45,7 +45,7 @@ from faceguard.core.enrolment import (
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.gui.admin import ACTOR
-from faceguard.gui.threading import Runner, Task, Worker
+from faceguard.gui.tasks import Runner, Task, Worker
 from faceguard.gui.worker import to_qimage
 from faceguard.library.database import Person
 from faceguard.wording import plural

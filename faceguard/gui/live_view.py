@@ -17,8 +17,8 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLay
 
 from faceguard.gui import theme
 from faceguard.kiosk.decisions import KioskEvent
+from faceguard.kiosk.loop import STALE_AFTER_S, SourceStatus
 from faceguard.kiosk.pipeline import FaceInfo, FrameResult
-from faceguard.kiosk.runner import STALE_AFTER_S, SourceStatus
 
 BANNER_SECONDS = 4.0
 LOOK_AT_CAMERA = "Please look at the camera"

@@ -37,12 +37,12 @@ from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.people import PeopleDialog
 from faceguard.gui.settings_dialog import SettingsDialog, calibrated_threshold
-from faceguard.gui.threading import Runner, Task
+from faceguard.gui.tasks import Runner, Task
 from faceguard.gui.worker import LiveWorker, to_rgb_array
 from faceguard.kiosk.decisions import DecisionPolicy, KioskEvent
 from faceguard.kiosk.demo import DemoSession, prepare_demo
+from faceguard.kiosk.loop import LoopStats, SourceStatus
 from faceguard.kiosk.pipeline import FrameResult, KioskPipeline, pipeline_for
-from faceguard.kiosk.runner import LoopStats, SourceStatus
 from faceguard.kiosk.sources import SourceError, SourceSpec
 
 log = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.gui.admin import ACTOR
 from faceguard.gui.enrol import EnrolDialog, FrameProvider, ImportDialog
-from faceguard.gui.threading import Runner
+from faceguard.gui.tasks import Runner
 from faceguard.library.database import Person
 from faceguard.library.export import format_timestamp
 from faceguard.wording import plural

@@ -13,10 +13,10 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
 
-from faceguard.gui.threading import Worker
+from faceguard.gui.tasks import Worker
 from faceguard.kiosk.decisions import KioskEvent
+from faceguard.kiosk.loop import STALE_AFTER_S, KioskLoop, LoopHooks, LoopStats, SourceStatus
 from faceguard.kiosk.pipeline import FrameResult, KioskPipeline
-from faceguard.kiosk.runner import STALE_AFTER_S, KioskLoop, LoopHooks, LoopStats, SourceStatus
 from faceguard.kiosk.sources import FrameSource, SourceSpec, make_source
 
 

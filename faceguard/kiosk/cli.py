@@ -17,8 +17,8 @@ from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import KioskEvent
 from faceguard.kiosk.demo import DemoSession, prepare_demo
+from faceguard.kiosk.loop import KioskLoop, LoopHooks, SourceStatus
 from faceguard.kiosk.pipeline import pipeline_for
-from faceguard.kiosk.runner import KioskLoop, LoopHooks, SourceStatus
 from faceguard.kiosk.sources import SourceSpec, make_source
 from faceguard.wording import plural
 
