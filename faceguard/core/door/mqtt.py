@@ -81,17 +81,17 @@ class MqttDoor(DoorDriver):
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
         self._client = client
-        try:
-            client.connect_async(host, port, keepalive=30)
-        except (OSError, ValueError) as error:
-            raise DoorError(f"cannot reach the MQTT broker {host}:{port}: {error}") from error
-        client.loop_start()
         outbox = outbox or MemoryOutbox()
         where = f"mqtt {host}:{port}/{self.base}"
         self.events = Sender(outbox, f"{where}/event", lambda item: self._publish(item,
                              "event"), backoff_s=backoff_s, on_change=self._notify)
         self.commands = Sender(outbox, f"{where}/command", lambda item: self._publish(item,
                                "command"), backoff_s=backoff_s, on_change=self._notify)
+        try:
+            client.connect_async(host, port, keepalive=30)
+        except (OSError, ValueError) as error:
+            raise DoorError(f"cannot reach the MQTT broker {host}:{port}: {error}") from error
+        client.loop_start()
 
     # -- connection ----------------------------------------------------------------------------
 
