@@ -355,6 +355,13 @@ class Option:
     help: str
     check: Callable[[Any], str | None]
     kind: str  # "text", "int", "float" or "float-or-none"
+    secret: bool = False  # declared with repr=False: never printed or audited in clear
+
+    def shown(self, value: Any) -> str:
+        """The value as ``faceguard config`` and the audit show it (secrets hidden)."""
+        if self.secret:
+            return "(set)" if value else "(not set)"
+        return "none" if value is None else str(value)
 
     def parse(self, text: str) -> Any:
         """A value from command-line text (SettingsError with the reason when it is bad)."""
@@ -386,7 +393,7 @@ def _kind(annotation: Any) -> str:
 
 OPTIONS: tuple[Option, ...] = tuple(
     Option(f.metadata["key"], f.name, f.default, f.metadata["help"], f.metadata["check"],
-           _kind(f.type))
+           _kind(f.type), secret=not f.repr)
     for f in dataclasses.fields(Settings) if "key" in f.metadata and f.name != "pin_hash")
 _BY_KEY = {option.key: option for option in OPTIONS}
 

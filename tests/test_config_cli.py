@@ -68,3 +68,17 @@ def test_config_set_refuses_bad_values_and_changes_nothing(
     err = capsys.readouterr().err
     assert why in err and err.count("\n") == 1
     assert (data / "settings.json").read_bytes() == before
+
+
+def test_secrets_are_never_printed_or_audited_in_clear(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    assert run(data, "config", "set", "door.webhook.secret", "s3cr3t-value") == EXIT_OK
+    assert run(data, "config", "list") == EXIT_OK
+    assert run(data, "config", "get", "door.webhook.secret") == EXIT_OK
+    out = capsys.readouterr().out
+    assert "s3cr3t-value" not in out and "door.webhook.secret = (set)" in out
+    assert run(data, "config", "get", "door.webhook.secret", "--show-secret") == EXIT_OK
+    assert capsys.readouterr().out == "s3cr3t-value\n"
+    assert b"s3cr3t-value" not in (data / "faceguard.db").read_bytes()
+    assert load_settings(data).door_webhook_secret == "s3cr3t-value"

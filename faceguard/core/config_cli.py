@@ -16,23 +16,24 @@ from faceguard.core.context import AppContext
 from faceguard.settings import OPTIONS, SettingsError, option
 
 
-def _shown(value: Any) -> str:
-    return "none" if value is None else str(value)
-
-
 def cmd_config(ctx: AppContext, args: argparse.Namespace) -> int:
     settings = ctx.settings
     if args.action == "list":
         for item in OPTIONS:
             value = getattr(settings, item.name)
             if args.json:
-                print(json.dumps({"key": item.key, "value": value, "default": item.default,
-                                  "help": item.help}))
+                print(json.dumps({"key": item.key,
+                                  "value": item.shown(value) if item.secret else value,
+                                  "default": item.default, "help": item.help,
+                                  "secret": item.secret}))
             else:
-                changed = "" if value == item.default else f"  (default {_shown(item.default)})"
-                print(f"{item.key} = {_shown(value)}{changed}\n    {item.help}")
+                changed = "" if value == item.default else \
+                    f"  (default {item.shown(item.default)})"
+                print(f"{item.key} = {item.shown(value)}{changed}\n    {item.help}")
     elif args.action == "get":
-        print(_shown(getattr(settings, option(args.key).name)))
+        item = option(args.key)
+        value = getattr(settings, item.name)
+        print(value if item.secret and args.show_secret else item.shown(value))
     else:
         item = option(args.key)
         value = item.parse(args.value)
@@ -41,7 +42,7 @@ def cmd_config(ctx: AppContext, args: argparse.Namespace) -> int:
         except SettingsError as error:
             raise SettingsError(f"{error} Nothing was changed.") from None
         changes = ctx.apply_settings(new, actor="cli")
-        print(f"{item.key} = {_shown(value)}" + ("" if changes else " (unchanged)"))
+        print(f"{item.key} = {item.shown(value)}" + ("" if changes else " (unchanged)"))
     return EXIT_OK
 
 
@@ -53,6 +54,8 @@ def register(commands: Any) -> None:
     a.add_argument("--json", action="store_true", help="one JSON object per setting")
     a = actions.add_parser("get", help="print one setting's value")
     a.add_argument("key", metavar="KEY", help="e.g. kiosk.name, recognition.threshold")
+    a.add_argument("--show-secret", action="store_true",
+                   help="print a secret's value (door.webhook.secret, door.mqtt.password)")
     a = actions.add_parser("set", help="change one setting (validated, saved, audited)")
     a.add_argument("key", metavar="KEY")
     a.add_argument("value", metavar="VALUE", help="'none' resets recognition.threshold to "

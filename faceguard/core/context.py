@@ -133,7 +133,10 @@ class AppContext:
         """
         old = self.settings
         changes: dict[str, list[object]] = {
-            option.key: [getattr(old, option.name), getattr(new, option.name)]
+            option.key: [option.shown(getattr(old, option.name)) if option.secret
+                         else getattr(old, option.name),
+                         option.shown(getattr(new, option.name)) if option.secret
+                         else getattr(new, option.name)]
             for option in OPTIONS if getattr(old, option.name) != getattr(new, option.name)}
         save_settings(new, self.data_dir)
         self.settings = new
