@@ -95,9 +95,16 @@ class Banner(QFrame):
                        BANNER_SECONDS)
             return
         name = event.person_name or "?"
+        if event.door == "denied":  # recognised, but the rules do not let them in now
+            reason = event.door_reason or "not allowed now"
+            self._show("Access denied", f"{name}: {reason[0].upper()}{reason[1:]}", "unknown",
+                       BANNER_SECONDS)
+            return
         greeting = "Goodbye" if event.direction == "OUT" else "Welcome"
-        self._show(f"{greeting}, {name}", f"{local_hhmm(event.timestamp)} - {event.direction}",
-                   "welcome", BANNER_SECONDS)
+        opened = " - door open" if event.door == "unlocked" else ""
+        self._show(f"{greeting}, {name}",
+                   f"{local_hhmm(event.timestamp)} - {event.direction}{opened}", "welcome",
+                   BANNER_SECONDS)
 
     def show_result(self, result: FrameResult) -> None:
         """Keep the banner in step with the current verdict between events."""

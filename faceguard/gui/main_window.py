@@ -324,6 +324,7 @@ class MainWindow(QMainWindow):
         """Work on another data folder (the demo's): new pipeline, admin gate, counts."""
         self.ctx = ctx
         self.admin.set_context(ctx)
+        self.pipeline.close()
         self.pipeline = pipeline_for(ctx)
         ctx.on_person_changed(self._person_changed)
         self._apply_threshold()
@@ -458,6 +459,7 @@ class MainWindow(QMainWindow):
             self.worker.cancel()
         if not self.runner.shutdown(5000):
             log.warning("a worker thread did not stop in time")
+        self.pipeline.close()  # the door is released (a local relay de-energised)
 
     def show_error(self, title: str, message: str) -> None:
         QMessageBox.warning(self, title, message)

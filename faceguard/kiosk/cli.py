@@ -62,6 +62,7 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
         finally:
             for number, handler in previous.items():
                 signal.signal(number, handler)
+            pipeline.close()  # the door is released (a local relay de-energised)
         if summary.error and not summary.frames and not stopped_by:
             raise FaceGuardError(summary.error)
         known = sum(e.person_id is not None for e in summary.events)

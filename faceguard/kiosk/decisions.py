@@ -187,6 +187,9 @@ class KioskEvent:
     attack: bool = False  # presentation attack suspected (enforce mode)
     claimed_name: str | None = None  # whom an attack event's face was matched to
     alert: LivenessAlert | None = field(default=None, repr=False, compare=False)  # it raised
+    door: str | None = None  # "unlocked" or "denied" once the gate has decided (None: no gate,
+    # an unknown face or a suspected attack: nothing opens)
+    door_reason: str | None = None  # the plain reason ("outside your hours")
 
     @property
     def decision(self) -> str:
@@ -208,6 +211,8 @@ class KioskEvent:
             "direction": self.direction,
             "similarity": round(float(self.similarity), 4),
             "liveness": None if self.liveness is None else round(float(self.liveness), 4),
+            "door": self.door,
+            "door_reason": self.door_reason,
         }
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 import numpy as np
 
 from faceguard.core.context import AppContext
+from faceguard.core.gate import Gate
 from faceguard.core.recognition import Recogniser
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import (
@@ -127,6 +128,7 @@ class KioskPipeline:
         self.on_logged: Callable[[KioskEvent], None] | None = None
         self.on_alert: Callable[[LivenessAlert], None] | None = None  # the GUI shows it
         self.housekeeping: Callable[[], object] | None = None  # run now and then by the loop
+        self.gate: Gate | None = None  # access rules and the door: opens for allowed visits
 
     @property
     def kiosk_id(self) -> str:
@@ -214,8 +216,8 @@ class KioskPipeline:
         except FaceGuardError as error:
             log.warning("event not logged: %s", error)
             return None, f"event not logged: {error}"
-        logged = replace(event, event_id=stored.id,
-                         person_name=stored.person_name or event.person_name)
+        logged = self._at_door(replace(event, event_id=stored.id,
+                                       person_name=stored.person_name or event.person_name))
         if logged.attack:
             score = "unsure" if logged.liveness is None else f"{logged.liveness:.3f}"
             log.warning("presentation attack suspected at kiosk %s (matched to %s, liveness "
@@ -224,6 +226,30 @@ class KioskPipeline:
         if self.on_logged is not None:
             self.on_logged(logged)
         return logged, None
+
+    def _at_door(self, event: KioskEvent) -> KioskEvent:
+        """A recognised, live visit asks the gate: unlock, or "Access denied" with the reason.
+        Unknown faces and suspected attacks never reach it: the door stays shut."""
+        if self.gate is None or event.person_id is None or event.attack:
+            return event
+        try:
+            decision, result = self.gate.at_door(
+                event.person_id, event.person_name or "", event.timestamp,
+                direction=event.direction, event_id=f"{self.kiosk_id}-{event.event_id}")
+        except FaceGuardError as error:
+            log.warning("door not operated for event %s: %s", event.event_id, error)
+            return replace(event, door_reason=f"door fault: {error}")
+        if not decision.allowed:
+            return replace(event, door="denied", door_reason=decision.reason)
+        if not (result.done or result.queued):
+            log.warning("door did not open for event %s: %s", event.event_id, result.message)
+            return replace(event, door_reason=f"door fault: {result.message}")
+        return replace(event, door="unlocked", door_reason=decision.reason)
+
+    def close(self) -> None:
+        """Release the door (a local relay is de-energised)."""
+        if self.gate is not None:
+            self.gate.close()
 
     def set_policy(self, policy: DecisionPolicy) -> None:
         """New decision numbers (the settings dialog); loads the liveness networks when
@@ -272,4 +298,5 @@ def pipeline_for(ctx: AppContext, *, clock: Clock = utc_clock) -> KioskPipeline:
                              min_face=ctx.min_face, clock=clock, liveness=checker)
     ctx.hold_kiosk_lock()  # no restore while the kiosk runs
     pipeline.housekeeping = DailyMaintenance(ctx.library, ctx.settings.backups_keep)
+    pipeline.gate = Gate(ctx.library, settings)
     return pipeline
