@@ -44,7 +44,8 @@ $(TRAIN_STAMP): $(STAMP)
 train-env: $(TRAIN_STAMP)
 
 test-train: $(TRAIN_STAMP)
-	$(BIN)/python -m pytest -q tests/test_training_model.py tests/test_teacher.py
+	$(BIN)/python -m pytest -q tests/test_training_model.py tests/test_teacher.py \
+		tests/test_liveness.py tests/test_sface_torch.py
 
 bench: $(STAMP)
 	$(BIN)/faceguard bench
