@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceguard.evaluation.lfw import central_face
 from faceguard.training.sface import PREPARED_NAME, prepared_sface_path
 from faceguard.vision.mtcnn import Face
+from faceguard.vision.selection import nearest_centre as central_face
 from tests.conftest import LFW
 
 

@@ -16,6 +16,7 @@ from faceguard.evaluation.gallery import DEFAULT_SEED, evaluate_lfw_gallery
 from faceguard.evaluation.lfw import (
     FALLBACK_SAMPLE,
     LFW_MIN_FACE,
+    LFW_PICK,
     SFACE_MODEL_ID,
     TEACHER_MODEL_ID,
     TEACHER_NAMES,
@@ -141,8 +142,11 @@ def cmd_eval_lfw(ctx: AppContext, args: argparse.Namespace) -> int:
     min_face = _min_face(args)
     engine = _engine(ctx, args.mirror)
     reporter = _Reporter()
-    ours = evaluate_lfw(args.dataset, engine_embed_fn(engine, min_face), model_id=engine.model_id,
-                        cache_key=f"{engine.model_id}_minface{min_face}",
+    reporter.note(f"face selection: {LFW_PICK} (the face nearest the image centre, LFW's "
+                  "convention; whole faces before faces cut by the border)")
+    ours = evaluate_lfw(args.dataset, engine_embed_fn(engine, min_face, LFW_PICK),
+                        model_id=engine.model_id,
+                        cache_key=f"{engine.model_id}_minface{min_face}_{LFW_PICK}",
                         limit_pairs=args.limit_pairs, calibrate_far=args.calibrate,
                         progress=reporter.progress, note=reporter.note)
     ours.ms_per_face = time_engine(engine, sample_images(subset, TIMING_IMAGES), min_face)
@@ -179,8 +183,8 @@ def cmd_eval_gallery(ctx: AppContext, args: argparse.Namespace) -> int:
     threshold = point.threshold if args.threshold is None else args.threshold
     margin = point.margin if args.margin is None else args.margin
     report = evaluate_lfw_gallery(
-        args.dataset, engine_embed_fn(engine, min_face), model_id=engine.model_id,
-        cache_key=f"{engine.model_id}_minface{min_face}", limit_pairs=args.limit_pairs,
+        args.dataset, engine_embed_fn(engine, min_face, LFW_PICK), model_id=engine.model_id,
+        cache_key=f"{engine.model_id}_minface{min_face}_{LFW_PICK}", limit_pairs=args.limit_pairs,
         threshold=threshold, margin=margin, seed=args.seed, progress=reporter.progress,
         note=reporter.note)
     overridden = args.threshold is not None or args.margin is not None

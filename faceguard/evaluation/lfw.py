@@ -37,11 +37,12 @@ from faceguard.evaluation.metrics import (
 from faceguard.paths import train_cache_dir
 from faceguard.vision.engine import FaceEngine
 from faceguard.vision.image_io import load_image
+from faceguard.vision.selection import Pick, nearest_centre
 
 if TYPE_CHECKING:
     from faceguard.training.sface import SFaceTeacher
     from faceguard.training.teacher import DlibTeacher
-    from faceguard.vision.mtcnn import Face, MtcnnDetector
+    from faceguard.vision.mtcnn import MtcnnDetector
 
 LFW_MIN_FACE = 40  # LFW faces are ~100 px in a 250x250 image
 REPORT_FARS = (1e-3, 1e-4)
@@ -375,10 +376,14 @@ def evaluate_lfw(dataset_dir: str | os.PathLike[str], embed_image: EmbedFn, *, m
 
 # -- the embedders ------------------------------------------------------------------------------
 
-def engine_embed_fn(engine: FaceEngine, min_face: int = LFW_MIN_FACE) -> EmbedFn:
-    """The product pipeline as an embed function: ``FaceEngine.embed_largest``."""
+LFW_PICK: Pick = "central"  # LFW photos are centred on the person the pair is about
+
+
+def engine_embed_fn(engine: FaceEngine, min_face: int = LFW_MIN_FACE,
+                    pick: Pick = LFW_PICK) -> EmbedFn:
+    """The product pipeline as an embed function: ``FaceEngine.embed_largest`` with ``pick``."""
     def embed(image: np.ndarray) -> np.ndarray | None:
-        observation = engine.embed_largest(image, min_face=min_face)
+        observation = engine.embed_largest(image, min_face=min_face, pick=pick)
         return None if observation is None else observation.embedding
     return embed
 
@@ -457,20 +462,6 @@ class TeacherEmbed:
         return vector
 
 
-def central_face(faces: Sequence[Face], width: int, height: int) -> Face | None:
-    """The face whose box centre is nearest the image centre (the LFW convention)."""
-    if not faces:
-        return None
-    cx, cy = width / 2.0, height / 2.0
-
-    def distance(face: Face) -> float:
-        x = float(face.box[0] + face.box[2]) / 2.0
-        y = float(face.box[1] + face.box[3]) / 2.0
-        return (x - cx) ** 2 + (y - cy) ** 2
-
-    return min(faces, key=distance)
-
-
 class SFaceEmbed:
     """SFace's pipeline: our MTCNN, the face nearest the centre, 5-point alignment at 112."""
 
@@ -490,8 +481,8 @@ class SFaceEmbed:
         from faceguard.training.sface import SFACE_SIZE
         from faceguard.vision.alignment import align_face
 
-        face = central_face(self.detector.detect(image, self.min_face), image.shape[1],
-                            image.shape[0])
+        face = nearest_centre(self.detector.detect(image, self.min_face), image.shape[1],
+                              image.shape[0])
         return None if face is None else align_face(image, face.landmarks, SFACE_SIZE)
 
     def __call__(self, image: np.ndarray) -> np.ndarray | None:

@@ -57,6 +57,11 @@ def _centre_distance(face: Face, width: int, height: int) -> float:
     return float(np.hypot(cx - width / 2, cy - height / 2))
 
 
+def nearest_centre(faces: Sequence[Face], width: int, height: int) -> Face | None:
+    """The face whose box centre is nearest the image centre, cut or not (None: no face)."""
+    return min(faces, key=lambda face: _centre_distance(face, width, height), default=None)
+
+
 def rank_faces(faces: Sequence[Face], width: int, height: int,
                pick: Pick = "largest") -> list[Face]:
     """Faces in the order they count: whole before partial, then by ``pick``."""
