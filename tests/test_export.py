@@ -35,6 +35,7 @@ class Ev:
     id: int = 0
     kiosk_id: str = "k1"
     similarity: float | None = 0.9
+    liveness: float | None = None
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: int = 0) -> datetime:

@@ -45,7 +45,9 @@ from faceguard.library.export import attendance_to_csv, events_to_csv
 
 PAGE_SIZE = 50
 THUMB = 40
-DECISIONS = (("All decisions", None), ("Recognised", "known"), ("Not recognised", "unknown"))
+DECISIONS = (("All decisions", None), ("Recognised", "known"), ("Not recognised", "unknown"),
+             ("Presentation attack suspected", "attack"))
+DECISION_TEXT = {value: text for text, value in DECISIONS if value is not None}
 ModelIndex = QModelIndex | QPersistentModelIndex
 
 
@@ -137,14 +139,14 @@ class EventsModel(QAbstractTableModel):
             if column == 2:
                 return event.person_name or "—"
             if column == 3:
-                return "Recognised" if event.decision == "known" else "Not recognised" \
-                    if event.decision == "unknown" else event.decision
+                return DECISION_TEXT.get(event.decision, event.decision)
             if column == 4:
                 return "" if event.similarity is None else f"{event.similarity:.3f}"
             if column == 5:
                 return event.kiosk_id
         if role == Qt.ItemDataRole.ForegroundRole and column == 3:
-            return theme.ACCENT if event.decision == "known" else theme.UNKNOWN
+            return theme.ACCENT if event.decision == "known" else \
+                theme.FAULT if event.decision == "attack" else theme.UNKNOWN
         return None
 
     def _thumb(self, event: Event) -> QPixmap | None:

@@ -31,6 +31,7 @@ EVENT_COLUMNS = (
     "person",
     "decision",
     "similarity",
+    "liveness",
 )
 ATTENDANCE_COLUMNS = ("date", "person_id", "person", "first_in", "last_out", "hours", "events")
 
@@ -50,6 +51,9 @@ class ExportEvent(EventLike, Protocol):
 
     @property
     def similarity(self) -> float | None: ...
+
+    @property
+    def liveness(self) -> float | None: ...
 
 
 def neutralise(text: str) -> str:
@@ -120,7 +124,8 @@ def events_to_csv(
         file,
         EVENT_COLUMNS,
         (
-            (e.id, e.timestamp, e.kiosk_id, e.person_id, e.person_name, e.decision, e.similarity)
+            (e.id, e.timestamp, e.kiosk_id, e.person_id, e.person_name, e.decision, e.similarity,
+             e.liveness)
             for e in rows
         ),
         tz,
