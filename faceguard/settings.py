@@ -107,6 +107,18 @@ def _check_choice(value: Any, choices: tuple[str, ...]) -> str | None:
     return None
 
 
+def _check_hex(value: Any) -> str | None:
+    """Empty, or bytes written as hex ("A0 01 01 A2")."""
+    problem = _check_str(value, max_len=256, allow_empty=True)
+    if problem or not value.strip():
+        return problem
+    try:
+        bytes.fromhex(value.replace(" ", "").replace(":", ""))
+    except ValueError:
+        return "must be bytes in hex, e.g. 'A0 01 01 A2'"
+    return None
+
+
 def _check_pin_hash(value: Any) -> str | None:
     """The PIN hash is absent (no PIN) or non-empty text."""
     if value is None:
@@ -230,6 +242,9 @@ class Settings:
     door_pulse_s: float = setting(
         3.0, lambda v: _check_float(v, 0.1, 60.0), "door.pulse_s",
         "Seconds the door stays unlocked after an unlock.")
+    door_held_open_s: float = setting(
+        30.0, lambda v: _check_float(v, 1.0, 3600.0), "door.held_open_s",
+        "Seconds the door may stay open (door contact) before the held-open alarm.")
     door_webhook_url: str = setting(
         "", lambda v: _check_str(v, max_len=2048, allow_empty=True), "door.webhook.url",
         "Webhook driver: the http(s) address each event is POSTed to.")
@@ -254,6 +269,15 @@ class Settings:
     door_serial_off: str = setting(
         "", lambda v: _check_str(v, max_len=256, allow_empty=True), "door.serial.off",
         "Serial driver, preset custom: bytes (hex) that de-energise the relay.")
+    door_serial_input_open: str = setting(
+        "", _check_hex, "door.serial.input_open",
+        "Serial driver: bytes (hex) the board sends when the door contact opens (empty: none).")
+    door_serial_input_closed: str = setting(
+        "", _check_hex, "door.serial.input_closed",
+        "Serial driver: bytes (hex) the board sends when the door contact closes.")
+    door_serial_input_exit: str = setting(
+        "", _check_hex, "door.serial.input_exit",
+        "Serial driver: bytes (hex) the board sends when the exit button is pressed.")
     door_mqtt_host: str = setting(
         "", lambda v: _check_str(v, max_len=256, allow_empty=True), "door.mqtt.host",
         "MQTT driver: the broker's host name or address.")
@@ -280,6 +304,12 @@ class Settings:
     door_gpio_line: int = setting(
         17, lambda v: _check_int(v, 0, 4095), "door.gpio.line",
         "GPIO driver: the line (pin offset) driving the relay.")
+    door_gpio_contact_line: int = setting(
+        -1, lambda v: _check_int(v, -1, 4095), "door.gpio.contact_line",
+        "GPIO driver: input line of the door contact (active = open; -1: none).")
+    door_gpio_exit_line: int = setting(
+        -1, lambda v: _check_int(v, -1, 4095), "door.gpio.exit_line",
+        "GPIO driver: input line of the exit button (active = pressed; -1: none).")
     access_timezone: str = setting(
         "", lambda v: _check_str(v, max_len=64, allow_empty=True), "access.timezone",
         "Time zone of the access hours (e.g. Europe/Berlin; empty: the system's).")

@@ -5,12 +5,20 @@ moment)`` decides with the access rules (:func:`faceguard.core.access.decide`, p
 anti-passback when ``access.antipassback`` is on and a direction is given), unlocks or sends
 a ``denied`` event, and returns both. Unknown faces never reach it. The rules are read from
 the library once and again after :meth:`reload` (the CLI and the rules editor change them).
+
+The gate also watches the door (:class:`~faceguard.core.door.monitor.DoorMonitor`): door
+contact, exit button and driver faults become alarms, audited (actor ``door``) and passed to
+:meth:`on_status` listeners (the window's status bar). :meth:`manual_open` is the admin's
+"Open door"; :meth:`test` pulses it; :meth:`reconfigure` switches to new door settings.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from faceguard.core.access import (
     IN,
@@ -24,9 +32,16 @@ from faceguard.core.access import (
     passback,
 )
 from faceguard.core.door import DoorDriver, DoorResult, make_driver
+from faceguard.core.door.monitor import DoorMonitor, DoorStatus
+from faceguard.errors import FaceGuardError
 from faceguard.library.database import FaceLibrary
 from faceguard.library.rules import LibraryOutbox, last_passage, record_passage, rule_rows
-from faceguard.settings import Settings
+from faceguard.settings import OPTIONS, Settings
+
+log = logging.getLogger(__name__)
+
+# the settings that make the door driver (a change needs a new driver)
+DOOR_SETTINGS = ("kiosk_name", *(o.name for o in OPTIONS if o.key.startswith("door.")))
 
 
 def load_rules(library: FaceLibrary, settings: Settings) -> Rules:
@@ -50,6 +65,64 @@ class Gate:
         self.driver = driver or make_driver(settings, LibraryOutbox(library))
         self._rules: Rules | None = None
         self._lock = threading.Lock()
+        self._status_listeners: list[Callable[[DoorStatus], None]] = []
+        self.monitor = self._watch(self.driver)
+
+    # -- the door's state and alarms -----------------------------------------------------------
+
+    def _record(self, action: str, details: dict[str, Any]) -> None:
+        """Audit a door alarm or exit-button opening (actor ``door``); never fails the door."""
+        try:
+            self.library.audit("door", action, details)
+        except (FaceGuardError, ValueError) as error:
+            log.warning("door %s not audited: %s", action, error)
+
+    def _watch(self, driver: DoorDriver) -> DoorMonitor:
+        monitor = DoorMonitor(driver, held_open_s=self.settings.door_held_open_s,
+                              record=self._record)
+        monitor.subscribe(self._status_changed)
+        return monitor
+
+    def _status_changed(self, status: DoorStatus) -> None:
+        for listener in list(self._status_listeners):
+            listener(status)
+
+    def on_status(self, listener: Callable[[DoorStatus], None]) -> None:
+        """Call ``listener(status)`` (on a driver thread) when the lock, the contact or the
+        alarms change."""
+        self._status_listeners.append(listener)
+
+    @property
+    def status(self) -> DoorStatus:
+        """The lock (locked, unlocked, fault), the contact and the active alarms."""
+        return self.monitor.status
+
+    def reconfigure(self, settings: Settings) -> None:
+        """New settings: the rules are read again, and the driver is replaced when a door
+        setting changed (DoorError, and the old driver kept, when the new one cannot start)."""
+        changed = any(getattr(settings, n) != getattr(self.settings, n) for n in DOOR_SETTINGS)
+        if changed:
+            driver = make_driver(settings, LibraryOutbox(self.library))
+            old_driver, old_monitor = self.driver, self.monitor
+            self.settings = settings
+            self.driver, self.monitor = driver, self._watch(driver)
+            old_monitor.close()
+            old_driver.close()
+            self._status_changed(self.monitor.status)
+        self.settings = settings
+        self.reload()
+
+    def test(self, settings: Settings | None = None, timeout_s: float = 10.0) -> DoorResult:
+        """``Test door``: one pulse through this gate's driver, or, for other (edited, not yet
+        saved) door settings, through a driver made for them and closed afterwards."""
+        if settings is None or all(getattr(settings, n) == getattr(self.settings, n)
+                                   for n in DOOR_SETTINGS):
+            return self.driver.test(timeout_s)
+        driver = make_driver(settings, LibraryOutbox(self.library))
+        try:
+            return driver.test(timeout_s)
+        finally:
+            driver.close()
 
     def rules(self) -> Rules:
         """The rules as last loaded."""
@@ -99,6 +172,7 @@ class Gate:
 
     def close(self) -> None:
         """Close the driver (de-energises a local relay)."""
+        self.monitor.close()
         self.driver.close()
 
 

@@ -37,12 +37,19 @@ def make_driver(settings: Settings, outbox: Outbox | None = None) -> DoorDriver:
 
         return SimulatedDoor(door, lock, pulse)
     if kind == "serial":
-        from faceguard.core.door.serial_relay import SerialRelayDoor, preset_commands
+        from faceguard.core.door.serial_relay import (
+            SerialRelayDoor,
+            input_patterns,
+            preset_commands,
+        )
 
         on, off, baud = preset_commands(settings.door_serial_preset, settings.door_serial_on,
                                         settings.door_serial_off)
+        inputs = input_patterns(settings.door_serial_input_open,
+                                settings.door_serial_input_closed,
+                                settings.door_serial_input_exit)
         return SerialRelayDoor(door, settings.door_serial_port, on, off, baud=baud,
-                               lock_type=lock, pulse_s=pulse)
+                               lock_type=lock, pulse_s=pulse, inputs=inputs)
     if kind == "webhook":
         from faceguard.core.door.webhook import WebhookDoor
 
@@ -61,5 +68,7 @@ def make_driver(settings: Settings, outbox: Outbox | None = None) -> DoorDriver:
     if kind == "gpio":
         from faceguard.core.door.gpio import GpioDoor
 
-        return GpioDoor(door, settings.door_gpio_chip, settings.door_gpio_line, lock, pulse)
+        return GpioDoor(door, settings.door_gpio_chip, settings.door_gpio_line, lock, pulse,
+                        contact_line=settings.door_gpio_contact_line,
+                        exit_line=settings.door_gpio_exit_line)
     raise DoorError(f"unknown door driver {kind!r}; one of {', '.join(DRIVERS)}")

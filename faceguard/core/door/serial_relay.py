@@ -8,6 +8,12 @@ The common CH340 boards ("LCUS-1", "LCUS-2", and the many sold under other names
 A board that vanishes (unplugged, USB reset) is noticed by the reader thread (a failed read
 or write), reported as a ``fault`` state and an ``relay unplugged`` alarm, and reopened with
 back-off (0.5 s doubling to 30 s); once back it is put in the locked position again.
+
+**Inputs.** Boards with inputs (a door contact, an exit button) report them as bytes on the
+same port; ``door.serial.input_open`` / ``input_closed`` / ``input_exit`` (hex, empty: no
+such input) are the byte strings the board sends when the door opens, closes and the exit
+button is pressed. The reader turns them into ``contact`` and ``exit_button`` notices
+(:mod:`faceguard.core.door.monitor` raises the alarms); other bytes are ignored.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 from faceguard.core.door.base import DoorError, LockType, RelayDriver
@@ -48,6 +55,20 @@ def parse_hex(text: str) -> bytes:
     return value
 
 
+def input_patterns(open_hex: str = "", closed_hex: str = "",
+                   exit_hex: str = "") -> dict[bytes, tuple[str, str]]:
+    """The board's input messages (bytes -> notice kind and value); empty ones are left out."""
+    patterns: dict[bytes, tuple[str, str]] = {}
+    for text, notice in ((open_hex, ("contact", "open")), (closed_hex, ("contact", "closed")),
+                         (exit_hex, ("exit_button", "pressed"))):
+        if text.strip():
+            pattern = parse_hex(text)
+            if pattern in patterns:
+                raise DoorError(f"two serial inputs send the same bytes ({text})")
+            patterns[pattern] = notice
+    return patterns
+
+
 def preset_commands(preset: str, on_hex: str = "", off_hex: str = "") -> tuple[bytes, bytes,
                                                                                  int]:
     """(on, off, baud) for a preset, or the custom hex commands."""
@@ -67,8 +88,11 @@ class SerialRelayDoor(RelayDriver):
 
     def __init__(self, door: str, port: str, on: bytes, off: bytes, *, baud: int = 9600,
                  lock_type: LockType = LockType.FAIL_SECURE, pulse_s: float = 3.0,
-                 backoff_s: tuple[float, float] = (0.5, 30.0)) -> None:
+                 backoff_s: tuple[float, float] = (0.5, 30.0),
+                 inputs: Mapping[bytes, tuple[str, str]] | None = None) -> None:
         super().__init__(door, lock_type, pulse_s)
+        self.inputs = dict(inputs or {})
+        self._received = b""
         try:
             import serial
         except ImportError:
@@ -123,7 +147,9 @@ class SerialRelayDoor(RelayDriver):
                 handle = self._port
             if handle is not None:
                 try:
-                    handle.read(64)  # relay boards send nothing; a vanished one raises
+                    data = handle.read(64)  # a vanished board raises
+                    if data and self.inputs:
+                        self._feed(bytes(data))
                     continue
                 except (self._serial_mod.SerialException, OSError, TypeError) as error:
                     if self._stop.is_set():
@@ -142,6 +168,20 @@ class SerialRelayDoor(RelayDriver):
             self.reconnects += 1
             log.warning("relay board on %s is back", self.port)
             self._lock_now()
+
+    def _feed(self, data: bytes) -> None:
+        """Find the input messages in what the board sent (in order; the rest is dropped)."""
+        buffer = self._received + data
+        longest = max(len(p) for p in self.inputs)
+        while buffer:
+            found = [(buffer.find(p), p) for p in self.inputs if p in buffer]
+            if not found:
+                break
+            where, pattern = min(found, key=lambda item: (item[0], -len(item[1])))
+            kind, value = self.inputs[pattern]
+            self._notify(kind, value)
+            buffer = buffer[where + len(pattern):]
+        self._received = buffer[-(longest - 1):] if longest > 1 else b""
 
     def close(self) -> None:
         """De-energise the relay (see :mod:`faceguard.core.door.base`) and close the port."""
