@@ -12,6 +12,7 @@ import pytest
 from sqlite_utils import Database
 
 import faceguard.library.database as database
+import faceguard.library.store as store
 from faceguard.errors import ImageError, LibraryError
 from faceguard.library.database import (
     MIGRATION_NAMES,
@@ -441,7 +442,7 @@ def open_read_only_copy(path: Path, monkeypatch: pytest.MonkeyPatch) -> FaceLibr
                 return False
             return real_access(p, mode)
 
-        monkeypatch.setattr(database.os, "access", access)
+        monkeypatch.setattr(store.os, "access", access)
     return FaceLibrary.open(path)
 
 

@@ -1,0 +1,169 @@
+"""Recognition events: the entry log, with the name each person had when it was logged."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from faceguard.errors import LibraryError
+from faceguard.library.people import PeopleStore
+from faceguard.library.records import Event, from_db_time, name_key, to_db_time
+
+
+class EventStore(PeopleStore):
+    """Recognition events: the entry log, with the name each person had when it was logged."""
+
+    # -- events --------------------------------------------------------------------------------
+
+    def add_event(
+        self,
+        timestamp_utc: datetime,
+        kiosk_id: str,
+        person_id: int | None,
+        similarity: float | None,
+        decision: str,
+        crop_jpeg: bytes | None = None,
+        liveness: float | None = None,
+    ) -> Event:
+        """Log a recognition event (timezone-aware timestamp; stored in UTC).
+
+        ``liveness`` is the fused live probability 0..1 of the visit (None: not scored).
+
+        The person's current name is stored with the event so the log stays readable if the
+        person is later removed.
+        """
+        stamp = to_db_time(timestamp_utc)
+        if not isinstance(kiosk_id, str) or not kiosk_id:
+            raise ValueError("kiosk_id must be a non-empty string")
+        if not isinstance(decision, str) or not decision:
+            raise ValueError("decision must be a non-empty string")
+        sim = None if similarity is None else float(similarity)
+        crop = None if crop_jpeg is None else bytes(crop_jpeg)
+        live = None if liveness is None else float(liveness)
+        with self._write("logging an event"):
+            snapshot = None
+            if person_id is not None:
+                snapshot = self._person_or_raise(person_id).name
+            event_id = self._insert(
+                "INSERT INTO events (timestamp, kiosk_id, person_id, person_name, similarity,"
+                " decision, crop_jpeg, liveness) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (stamp, kiosk_id, person_id, snapshot, sim, decision, crop, live),
+            )
+        return Event(
+            id=event_id,
+            timestamp=from_db_time(stamp),
+            kiosk_id=kiosk_id,
+            person_id=person_id,
+            person_name=snapshot,
+            similarity=sim,
+            decision=decision,
+            has_crop=crop is not None,
+            crop_jpeg=crop,
+            liveness=live,
+        )
+
+    @staticmethod
+    def _event_filter(
+        start: datetime | None,
+        end: datetime | None,
+        person: int | str | None,
+        decision: str | None,
+        kiosk_id: str | None,
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if start is not None:
+            clauses.append("e.timestamp >= ?")
+            params.append(to_db_time(start))
+        if end is not None:
+            clauses.append("e.timestamp < ?")
+            params.append(to_db_time(end))
+        if isinstance(person, int) and not isinstance(person, bool):
+            clauses.append("e.person_id = ?")
+            params.append(person)
+        elif isinstance(person, str):
+            clauses.append("fg_name_key(COALESCE(p.name, e.person_name)) = ?")
+            params.append(name_key(person))
+        if decision is not None:
+            clauses.append("e.decision = ?")
+            params.append(decision)
+        if kiosk_id is not None:
+            clauses.append("e.kiosk_id = ?")
+            params.append(kiosk_id)
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def query_events(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        person: int | str | None = None,
+        decision: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        *,
+        kiosk_id: str | None = None,
+        newest_first: bool = False,
+        with_crops: bool = False,
+    ) -> list[Event]:
+        """Events with ``start <= timestamp < end`` (aware datetimes), oldest first by default.
+
+        ``person`` is a person id, or a name matched case-insensitively against the current
+        name (or, for removed people, the name stored with the event).
+        """
+        where, params = self._event_filter(start, end, person, decision, kiosk_id)
+        crop = "e.crop_jpeg" if with_crops else "NULL"
+        direction = "DESC" if newest_first else "ASC"
+        sql = (
+            "SELECT e.id, e.timestamp, e.kiosk_id, e.person_id, "
+            "COALESCE(p.name, e.person_name), e.similarity, e.decision, "
+            f"e.crop_jpeg IS NOT NULL, {crop}, e.liveness "
+            f"FROM events e LEFT JOIN people p ON p.id = e.person_id{where} "
+            f"ORDER BY e.timestamp {direction}, e.id {direction} LIMIT ? OFFSET ?"
+        )
+        params += [-1 if limit is None else int(limit), int(offset)]
+        with self._read("reading events"):
+            rows = self._conn.execute(sql, params).fetchall()
+        return [
+            Event(
+                id=r[0],
+                timestamp=from_db_time(r[1]),
+                kiosk_id=r[2],
+                person_id=r[3],
+                person_name=r[4],
+                similarity=r[5],
+                decision=r[6],
+                has_crop=bool(r[7]),
+                crop_jpeg=None if r[8] is None else bytes(r[8]),
+                liveness=r[9],
+            )
+            for r in rows
+        ]
+
+    def count_events(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        person: int | str | None = None,
+        decision: str | None = None,
+        *,
+        kiosk_id: str | None = None,
+    ) -> int:
+        """How many events :meth:`query_events` would return without a limit."""
+        where, params = self._event_filter(start, end, person, decision, kiosk_id)
+        with self._read("counting events"):
+            row = self._conn.execute(
+                f"SELECT count(*) FROM events e LEFT JOIN people p ON p.id = e.person_id{where}",
+                params,
+            ).fetchone()
+        return int(row[0])
+
+    def get_event_crop(self, event_id: int) -> bytes | None:
+        """The face crop stored with an event, if any."""
+        with self._read("reading an event"):
+            row = self._conn.execute(
+                "SELECT crop_jpeg FROM events WHERE id = ?", (event_id,)
+            ).fetchone()
+        if row is None:
+            raise LibraryError(f"There is no event with id {event_id}.")
+        return None if row[0] is None else bytes(row[0])
+

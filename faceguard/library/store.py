@@ -1,0 +1,488 @@
+"""The face library's connection: opening and checking the file, transactions, and turning
+SQLite errors into one-line :class:`~faceguard.errors.LibraryError` messages (missing folder, not
+a database, damaged, locked, read-only, disk full).
+
+File databases use WAL mode; foreign keys are on; every write runs in one ``BEGIN IMMEDIATE``
+transaction (nested steps in ``Database.atomic`` savepoints), so an error leaves nothing
+half-written, and a lock held by another program is waited for up to the busy timeout. What each
+table holds is read and written by the store modules built on :class:`LibraryStore`
+(:mod:`.people`, :mod:`.templates`, :mod:`.events`, :mod:`.audit`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Self
+
+from sqlite_utils import Database
+
+from faceguard.errors import LibraryError
+from faceguard.library.records import sql_name_key, utc_now
+from faceguard.library.schema import MIGRATION_NAMES, MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger("faceguard.library.database")
+
+DEFAULT_BUSY_TIMEOUT_S = 5.0
+
+READ_ONLY_MESSAGE = "The face library database is read-only; nothing was changed."
+BACKUPS_FOLDER = "backups"
+BACKUP_PREFIX = "faceguard-"
+
+
+def backups_dir(library_file: str | os.PathLike[str]) -> Path:
+    """The folder of automatic backups: ``backups/`` beside the database file."""
+    return Path(library_file).parent / BACKUPS_FOLDER
+
+
+def backup_name(reason: str, moment: datetime | None = None) -> str:
+    """``faceguard-20261128T161458123456Z-<reason>.db`` (name order is time order)."""
+    stamp = (moment or utc_now()).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{BACKUP_PREFIX}{stamp}-{reason}.db"
+
+
+def copy_database(source: sqlite3.Connection, dest: Path) -> None:
+    """Copy a database with SQLite's online backup API into ``dest`` (written atomically:
+    a temporary file in the same folder, fsync, rename). Raises sqlite3.Error / OSError."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + ".partial")
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    target = sqlite3.connect(partial)
+    try:
+        source.backup(target)
+        target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+    finally:
+        target.close()
+    with open(partial, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, dest)
+
+
+def open_mode_for(file: Path, read_only: bool) -> str:
+    """How to open a library: 'rw'; 'ro' (SQLite ``mode=ro``) while a writer's ``-wal`` file
+    is there; otherwise 'immutable' (``immutable=1``), which reads the file as it is and never
+    creates ``-wal``/``-shm`` files (``mode=ro`` alone would leave them behind, read-only)."""
+    if not read_only:
+        return "rw"
+    return "ro" if file.with_name(file.name + "-wal").exists() else "immutable"
+
+
+def recovery_steps(library_file: Path | None) -> str:
+    """What to do about a damaged library (one line, for error messages)."""
+    where = backups_dir(library_file) if library_file else "the backups folder"
+    return (f"To recover: close FaceGuard and run `faceguard restore FILE` with the newest "
+            f"good backup in {where} (the damaged library is kept as a backup).")
+
+
+def is_corrupt(exc: sqlite3.Error) -> bool:
+    """SQLITE_CORRUPT / SQLITE_NOTADB, or their messages."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    text = str(exc)
+    return (isinstance(code, int) and code & 0xFF in (11, 26)) or "malformed" in text \
+        or "not a database" in text
+
+
+def translate_error(exc: sqlite3.Error, action: str, write: bool, busy_s: float) -> LibraryError:
+    """A user-facing LibraryError for an SQLite error."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(exc)
+    tail = " Nothing was changed." if write else ""
+    if primary in (5, 6) or "locked" in text:  # SQLITE_BUSY, SQLITE_LOCKED
+        return LibraryError(
+            f"The face library is in use by another program (still locked after {busy_s:g} s)"
+            f" while {action}.{tail} Try again."
+        )
+    if primary == 8 or "readonly" in text:  # SQLITE_READONLY
+        return LibraryError(READ_ONLY_MESSAGE)
+    if primary in (11, 26) or "malformed" in text or "not a database" in text:
+        return LibraryError(
+            f"The face library database is damaged or is not a database ({text}).{tail}"
+            " Restore it from a backup."
+        )
+    if primary == 13:  # SQLITE_FULL
+        return LibraryError(f"The disk holding the face library is full.{tail}")
+    if primary in (10, 14):  # SQLITE_IOERR, SQLITE_CANTOPEN
+        return LibraryError(f"The face library database cannot be accessed ({text}).{tail}")
+    if isinstance(exc, sqlite3.IntegrityError):
+        return LibraryError(f"The face library refused the change ({text}).{tail}")
+    return LibraryError(f"Face library error while {action}: {text}.{tail}")
+
+
+
+
+class LibraryStore:
+    """The connection to one face library database. Use :meth:`open` or :meth:`in_memory`.
+
+    Methods are safe to call from several threads (one lock serialises them).
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        path: Path | None,
+        read_only: bool,
+        busy_timeout_s: float,
+    ) -> None:
+        """Wrap an open connection; prefer :meth:`open` / :meth:`in_memory`."""
+        self._path = path
+        self._read_only = read_only
+        self._busy_timeout_s = busy_timeout_s
+        self._lock = threading.RLock()
+        self._conn = conn
+        self._damage: str | None = None  # why writes are refused (a failed integrity check)
+        self.open_mode = "memory" if path is None else ("ro" if read_only else "rw")
+        self._db = self._setup(conn)
+
+    # -- opening -------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        read_only: bool = False,
+        busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S,
+    ) -> Self:
+        """Open (creating if needed) the library file at ``path``.
+
+        A file that this process may not write (or in a folder it may not write) is opened
+        read-only: reading works, writes raise LibraryError. ``read_only=True`` forces that.
+        Raises LibraryError for a missing folder, a folder in place of the file, a file that is
+        not (or no longer) a FaceGuard database, a newer schema, or a lock held longer than
+        ``busy_timeout_s``. Opening never modifies a file it rejects.
+        """
+        file = Path(path).expanduser().absolute()
+        folder = file.parent
+        if not folder.is_dir():
+            raise LibraryError(
+                f"Cannot open the face library {file}: the folder {folder} does not exist."
+            )
+        if file.is_dir():
+            raise LibraryError(f"Cannot open the face library {file}: it is a folder, not a file.")
+        exists = file.exists()
+        if not exists and read_only:
+            raise LibraryError(f"Cannot open the face library {file}: the file does not exist.")
+        if not exists and not os.access(folder, os.W_OK):
+            raise LibraryError(
+                f"Cannot create the face library {file}: the folder {folder} is read-only."
+            )
+        if exists and not os.access(file, os.R_OK):
+            raise LibraryError(f"Cannot open the face library {file}: permission denied.")
+        if (
+            exists
+            and not read_only
+            and not (os.access(file, os.W_OK) and os.access(folder, os.W_OK))
+        ):
+            log.warning("Face library %s is not writable; opening it read-only.", file)
+            read_only = True
+        mode = open_mode_for(file, read_only)
+        uri = file.as_uri() + {"rw": "?mode=rwc", "ro": "?mode=ro",
+                               "immutable": "?mode=ro&immutable=1"}[mode]
+        try:
+            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise LibraryError(f"Cannot open the face library {file}: {exc}.") from exc
+        try:
+            library = cls(conn, path=file, read_only=read_only, busy_timeout_s=busy_timeout_s)
+        except BaseException:
+            conn.close()
+            raise
+        library.open_mode = mode
+        return library
+
+    @classmethod
+    def in_memory(cls) -> Self:
+        """A fresh, empty library in memory (for tests and demos)."""
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+        return cls(conn, path=None, read_only=False, busy_timeout_s=DEFAULT_BUSY_TIMEOUT_S)
+
+    def _setup(self, conn: sqlite3.Connection) -> Database:
+        """Check the file, set PRAGMAs, and bring the schema up to date."""
+        where = str(self._path) if self._path else "in memory"
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+            # Reading the schema is the first access to the file: it fails cleanly for a file
+            # that is not a database, before anything could be written to it.
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            db = Database(conn, execute_plugins=False)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.create_function("fg_name_key", 1, sql_name_key, deterministic=True)
+            applied = {m.name for m in MIGRATIONS.applied(db)}
+        except sqlite3.Error as exc:
+            raise self._error_for_open(exc, where) from exc
+        unknown = applied - set(MIGRATION_NAMES)
+        if unknown:
+            raise LibraryError(
+                f"The face library {where} was written by a newer FaceGuard "
+                f"(unknown schema steps: {', '.join(sorted(unknown))}); please update FaceGuard."
+            )
+        user_tables = {t for t in tables if not t.startswith("sqlite_")}
+        if user_tables and not applied:
+            raise LibraryError(
+                f"{where} is an SQLite database but not a FaceGuard face library; "
+                "it was left unchanged."
+            )
+        pending = [m for m in MIGRATION_NAMES if m not in applied]
+        if self._path is not None:
+            try:
+                problems = self._run_check(conn, "quick_check")
+            except sqlite3.Error as exc:
+                if not is_corrupt(exc):
+                    raise self._error_for_open(exc, where) from exc
+                problems = [str(exc)]  # still open it: reads work where SQLite can
+            if problems:
+                self._mark_damaged(problems)
+                if pending:
+                    raise LibraryError(f"Cannot open the face library {where}: {self._damage}")
+        if self._read_only or self._damage:
+            if pending:
+                raise LibraryError(
+                    f"The face library {where} needs upgrading but is read-only; "
+                    "open it once with write access."
+                )
+            return db
+        try:
+            if self._path is not None:
+                db.enable_wal()
+            if pending:
+                if applied and self._path is not None:
+                    self._backup_before_migration(conn)
+                self._migrate(db)
+        except sqlite3.Error as exc:
+            raise self._error_for_open(exc, where) from exc
+        return db
+
+    def _error_for_open(self, exc: sqlite3.Error, where: str) -> LibraryError:
+        err = translate_error(exc, "opening", write=True, busy_s=self._busy_timeout_s)
+        steps = f" {recovery_steps(self._path)}" if "damaged" in str(err) else ""
+        return LibraryError(f"Cannot open the face library {where}: {err}{steps}")
+
+    @staticmethod
+    def _run_check(conn: sqlite3.Connection, pragma: str) -> list[str]:
+        """Problems found by ``PRAGMA quick_check`` / ``integrity_check`` (empty when ok)."""
+        rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}(20)")]
+        if rows == ["ok"]:
+            return []
+        lines = [line.strip() for row in rows for line in row.splitlines()]
+        return [line for line in lines if line and not line.startswith("***")] or rows
+
+    def _mark_damaged(self, problems: list[str]) -> None:
+        first = problems[0] if problems else "unknown problem"
+        more = f" and {len(problems) - 1} more" if len(problems) > 1 else ""
+        self._damage = (f"The face library {self._path} is damaged ({first}{more}); it can be "
+                        f"read where SQLite still can, but nothing is written to it. "
+                        f"{recovery_steps(self._path)}")
+        log.error("%s", self._damage)
+
+    def _backup_before_migration(self, conn: sqlite3.Connection) -> None:
+        assert self._path is not None
+        dest = backups_dir(self._path) / backup_name("pre-upgrade")
+        try:
+            copy_database(conn, dest)
+        except (sqlite3.Error, OSError) as exc:
+            raise LibraryError(
+                f"Cannot back up the face library to {dest} before upgrading it ({exc}); "
+                "nothing was changed."
+            ) from exc
+        log.info("Backed up the face library to %s before upgrading it.", dest)
+
+    @staticmethod
+    def _migrate(db: Database) -> None:
+        """Apply pending migrations, all in one IMMEDIATE transaction (each in a savepoint)."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS.apply(db)
+        except BaseException:
+            db.rollback()
+            raise
+        db.commit()
+        log.info("Face library schema is at version %d.", SCHEMA_VERSION)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """The database file, or None for an in-memory library."""
+        return self._path
+
+    @property
+    def read_only(self) -> bool:
+        """True when writes are refused."""
+        return self._read_only
+
+    @property
+    def db(self) -> Database:
+        """The underlying sqlite-utils Database (read access; write through this class)."""
+        return self._db
+
+    def schema_version(self) -> int:
+        """How many schema migrations have been applied (equals SCHEMA_VERSION when current)."""
+        with self._read("reading the schema version"):
+            return len(MIGRATIONS.applied(self._db))
+
+    def journal_mode(self) -> str:
+        """SQLite journal mode ('wal' for file libraries, 'memory' in memory)."""
+        with self._read("reading the journal mode"):
+            return str(self._conn.execute("PRAGMA journal_mode").fetchone()[0])
+
+    @property
+    def damage(self) -> str | None:
+        """Why the library is considered damaged (writes refused), or None."""
+        return self._damage
+
+    @contextlib.contextmanager
+    def _reader(self) -> Iterator[sqlite3.Connection]:
+        """A second, read-only connection to the file (long reads need not hold the lock)."""
+        if self._path is None:
+            with self._lock:
+                yield self._conn
+            return
+        query = "?mode=ro&immutable=1" if self.open_mode == "immutable" else "?mode=ro"
+        conn = sqlite3.connect(self._path.as_uri() + query, uri=True,
+                               timeout=self._busy_timeout_s, check_same_thread=False)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def integrity_check(self, *, full: bool = True) -> list[str]:
+        """Run ``PRAGMA integrity_check`` (``quick_check`` unless ``full``) on the file.
+
+        Returns the problems found (empty when the library is sound); a damaged library
+        refuses writes from then on. Reads through a separate connection, so the kiosk keeps
+        logging meanwhile.
+        """
+        try:
+            with self._reader() as conn:
+                problems = self._run_check(conn, "integrity_check" if full else "quick_check")
+        except sqlite3.Error as exc:
+            problems = [str(exc)]
+            if not is_corrupt(exc):
+                raise translate_error(exc, "checking the library", False, self._busy_timeout_s) \
+                    from exc
+        if problems:
+            self._mark_damaged(problems)
+        return problems
+
+    def backup_to(self, dest: str | os.PathLike[str]) -> Path:
+        """Copy the library to ``dest`` with SQLite's online backup API (atomic, consistent
+        even while the kiosk writes). Returns the path; LibraryError when it fails."""
+        target = Path(dest).expanduser().absolute()
+        if self._path is not None and target == self._path:
+            raise LibraryError("A backup cannot replace the library it copies.")
+        try:
+            with self._reader() as conn:
+                copy_database(conn, target)
+        except (sqlite3.Error, OSError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise LibraryError(f"Cannot back up the face library to {target}: {reason}.") \
+                from exc
+        return target
+
+    def close(self) -> None:
+        """Close the database connection."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def _read(self, action: str) -> Iterator[None]:
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                if is_corrupt(exc):
+                    self._mark_damaged([str(exc)])
+                raise translate_error(exc, action, False, self._busy_timeout_s) from exc
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[None]:
+        """Run the block in one transaction; roll back and raise LibraryError on failure."""
+        if self._read_only:
+            raise LibraryError(READ_ONLY_MESSAGE)
+        if self._damage:
+            raise LibraryError(f"Not {action}: {self._damage}")
+        with self._lock:
+            try:
+                if self._conn.in_transaction:  # nested: a savepoint inside the open transaction
+                    with self._db.atomic():
+                        yield
+                    return
+                # Take the write lock up front (waiting up to the busy timeout), so a write that
+                # reads first cannot fail half-way because another process wrote meanwhile.
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield
+                except BaseException:
+                    self._db.rollback()
+                    raise
+                try:
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._db.rollback()
+                    raise
+            except sqlite3.Error as exc:
+                if is_corrupt(exc):
+                    self._mark_damaged([str(exc)])
+                raise translate_error(exc, action, True, self._busy_timeout_s) from exc
+
+    @contextlib.contextmanager
+    def transaction(self, action: str) -> Iterator[None]:
+        """Several writes as one: all of them are kept, or none (a kill -9 half-way
+        leaves no half-enrolled person). ``action`` names it in error messages."""
+        with self._write(action):
+            yield
+
+    @contextlib.contextmanager
+    def upkeep(self, action: str, *, transaction: bool = True) -> Iterator[sqlite3.Connection]:
+        """The library's own connection for upkeep written as SQL in its own module
+        (:mod:`faceguard.library.retention`): inside one write transaction, or, with
+        ``transaction=False``, outside any (PRAGMAs, checkpoints, VACUUM) while holding the
+        library's lock. Refused on a read-only or damaged library; SQLite errors become
+        LibraryError naming ``action``."""
+        if transaction:
+            with self._write(action):
+                yield self._conn
+            return
+        if self._read_only:
+            raise LibraryError(READ_ONLY_MESSAGE)
+        if self._damage:
+            raise LibraryError(f"Not {action}: {self._damage}")
+        with self._lock:
+            if self._conn.in_transaction:
+                raise LibraryError(f"Not {action}: a transaction is still open.")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                if is_corrupt(exc):
+                    self._mark_damaged([str(exc)])
+                raise translate_error(exc, action, True, self._busy_timeout_s) from exc
+
+    @contextlib.contextmanager
+    def reading(self, action: str) -> Iterator[sqlite3.Connection]:
+        """The library's connection for reads written as SQL in their own module
+        (:mod:`faceguard.library.rules`), holding the library's lock; SQLite errors become
+        LibraryError naming ``action``. Works on a read-only library."""
+        with self._read(action):
+            yield self._conn
+
+    def _insert(self, sql: str, params: Sequence[Any]) -> int:
+        cursor = self._db.execute(sql, params)
+        row_id = cursor.lastrowid
+        assert row_id is not None
+        return row_id
+
