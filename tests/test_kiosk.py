@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from faceguard.cli import EXIT_ERROR, EXIT_OK, main
+from faceguard.clock import ManualClock
 from faceguard.core.pin import PinCheck, PinError, PinGate, hash_pin, verify_pin
-from faceguard.kiosk.decisions import Candidate, Decider, DecisionPolicy, FakeClock
+from faceguard.kiosk.decisions import Candidate, Decider, DecisionPolicy
 from faceguard.kiosk.demo import write_demo_video
 from faceguard.kiosk.loop import KioskLoop, LoopHooks, SourceStatus
 from faceguard.kiosk.pipeline import FrameResult
@@ -113,7 +114,7 @@ def _vote(person: int | None, similarity: float = 0.9) -> Candidate:
 
 def test_n_of_m_votes_and_one_event_per_visit() -> None:
     decider = Decider(DecisionPolicy(3, 5, repeat_window_s=300), "k1")
-    clock = FakeClock(T0)
+    clock = ManualClock(T0)
     votes = [_vote(1), _vote(2), _vote(1), None, _vote(1), _vote(1), _vote(1)]
     outcomes = [decider.update(v, clock.advance(0.1)) for v in votes]
     assert [o.verdict.person_id if o.verdict else None for o in outcomes] == \
@@ -128,7 +129,7 @@ def test_n_of_m_votes_and_one_event_per_visit() -> None:
 
 def test_repeat_window_then_out() -> None:
     decider = Decider(DecisionPolicy(2, 3, repeat_window_s=300, visit_gap_s=5), "k1")
-    clock = FakeClock(T0)
+    clock = ManualClock(T0)
 
     def visit() -> list[str | None]:
         found = []
@@ -149,7 +150,7 @@ def test_repeat_window_then_out() -> None:
 
 def test_unknown_logged_once_per_visit_with_cooldown() -> None:
     decider = Decider(DecisionPolicy(3, 5, unknown_cooldown_s=60, visit_gap_s=5), "k1")
-    clock = FakeClock(T0)
+    clock = ManualClock(T0)
     logged = [decider.update(_vote(None, 0.3), clock.advance(0.1)).event for _ in range(100)]
     unknown = [e for e in logged if e is not None]
     assert len(unknown) == 1 and unknown[0].decision == "unknown"

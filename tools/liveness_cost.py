@@ -19,8 +19,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from faceguard.clock import ManualClock
 from faceguard.core.context import AppContext
-from faceguard.kiosk.decisions import LIVENESS_STRIDE, FakeClock
+from faceguard.kiosk.decisions import LIVENESS_STRIDE
 from faceguard.kiosk.demo import AttackDemoSource, enrol_demo_person
 from faceguard.kiosk.pipeline import pipeline_for
 from faceguard.settings import Settings
@@ -32,7 +33,7 @@ def main() -> None:
     settings = Settings(kiosk_name="demo", liveness_mode="off")
     ctx = AppContext(Path(tempfile.mkdtemp()), settings=settings)
     enrol_demo_person(ctx)
-    clock = FakeClock(datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
+    clock = ManualClock(datetime(2026, 12, 1, 8, 0, tzinfo=UTC))
     pipe = pipeline_for(ctx, clock=clock)
     checker = LivenessChecker()
     source = AttackDemoSource(loop=False)

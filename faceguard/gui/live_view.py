@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPaintEvent, QPen, QResizeEvent
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from faceguard.clock import local_hhmm
 from faceguard.gui import theme
 from faceguard.kiosk.decisions import KioskEvent
 from faceguard.kiosk.loop import STALE_AFTER_S, SourceStatus
@@ -23,11 +23,6 @@ from faceguard.kiosk.pipeline import FaceInfo, FrameResult
 BANNER_SECONDS = 4.0
 LOOK_AT_CAMERA = "Please look at the camera"
 LOOK_AT_CAMERA_DETAIL = "Step out of view for a moment, then face the screen"
-
-
-def local_hhmm(moment: datetime) -> str:
-    """``08:59`` in local time for an aware datetime."""
-    return moment.astimezone().strftime("%H:%M")
 
 
 def _place(widget: QWidget, max_width: int, bottom_margin: int | None) -> None:

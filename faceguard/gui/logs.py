@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceguard.clock import local_text
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
@@ -49,11 +50,6 @@ DECISIONS = (("All decisions", None), ("Recognised", "known"), ("Not recognised"
              ("Presentation attack suspected", "attack"))
 DECISION_TEXT = {value: text for text, value in DECISIONS if value is not None}
 ModelIndex = QModelIndex | QPersistentModelIndex
-
-
-def local_text(moment: datetime, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
-    """A stored UTC time shown in local time."""
-    return moment.astimezone().strftime(fmt)
 
 
 class EventFilter:

@@ -58,14 +58,13 @@ Time comes from the caller (``now``) so tests can drive a fake clock; all times 
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from faceguard.library.attendance import local_day_start, to_local
+from faceguard.clock import local_day_start, to_local
 from faceguard.settings import Settings
 
 UNKNOWN = -1  # vote label of an unknown face
@@ -500,25 +499,3 @@ class Decider:
         return to_local(moment, self.tz).date()
 
 
-def utc_clock() -> datetime:
-    """The current time, aware, in UTC (the default clock)."""
-    return datetime.now(UTC)
-
-
-class FakeClock:
-    """A settable clock for tests and reproducible runs (``advance`` moves it on)."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
-Clock = Callable[[], datetime]

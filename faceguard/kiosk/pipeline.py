@@ -19,6 +19,7 @@ from datetime import datetime
 
 import numpy as np
 
+from faceguard.clock import Clock, utc_now
 from faceguard.core.context import AppContext
 from faceguard.core.gate import Gate
 from faceguard.core.recognition import Recogniser
@@ -26,7 +27,6 @@ from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import (
     UNKNOWN,
     Candidate,
-    Clock,
     Decider,
     DecisionPolicy,
     KioskEvent,
@@ -34,7 +34,6 @@ from faceguard.kiosk.decisions import (
     LivenessPolicy,
     Outcome,
     Verdict,
-    utc_clock,
 )
 from faceguard.library.backup import DailyMaintenance
 from faceguard.library.database import FaceLibrary
@@ -109,7 +108,7 @@ class KioskPipeline:
     """Frame in, :class:`FrameResult` out; logs the decider's events to the library."""
 
     def __init__(self, engine: FaceEngine, matcher: Matcher, library: FaceLibrary,
-                 decider: Decider, *, min_face: int, clock: Clock = utc_clock,
+                 decider: Decider, *, min_face: int, clock: Clock = utc_now,
                  recogniser: Recogniser | None = None,
                  process_max_side: int = PROCESS_MAX_SIDE,
                  liveness: LivenessChecker | None = None) -> None:
@@ -287,7 +286,7 @@ def load_liveness(policy: LivenessPolicy) -> tuple[LivenessChecker | None, Liven
     return checker, policy
 
 
-def pipeline_for(ctx: AppContext, *, clock: Clock = utc_clock) -> KioskPipeline:
+def pipeline_for(ctx: AppContext, *, clock: Clock = utc_now) -> KioskPipeline:
     """The kiosk pipeline over a context's engine, matcher, library and settings."""
     settings = ctx.settings
     policy = DecisionPolicy.from_settings(settings)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Protocol
+
+from faceguard.clock import local_day_start, to_local
 
 
 class EventLike(Protocol):
@@ -42,20 +44,6 @@ class AttendanceDay:
     last_out: datetime | None
     hours: float
     events: int
-
-
-def to_local(moment: datetime, tz: tzinfo | None = None) -> datetime:
-    """An aware datetime in ``tz`` (the system's local zone when None)."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("timestamps must be timezone-aware datetimes")
-    return moment.astimezone(tz)
-
-
-def local_day_start(day: date, tz: tzinfo | None = None) -> datetime:
-    """The aware datetime at which a local calendar day begins (for querying a day range)."""
-    if tz is None:
-        return datetime.combine(day, time()).astimezone()
-    return datetime.combine(day, time(), tzinfo=tz)
 
 
 def local_day_range(first: date, last: date, tz: tzinfo | None = None) -> tuple[datetime, datetime]:

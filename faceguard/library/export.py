@@ -18,8 +18,9 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from faceguard.clock import to_local
 from faceguard.errors import FaceGuardError
-from faceguard.library.attendance import AttendanceDay, EventLike, to_local
+from faceguard.library.attendance import AttendanceDay, EventLike
 
 DANGEROUS_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
 

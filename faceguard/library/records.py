@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from faceguard.clock import utc_now as utc_now  # the stores take the time from here
 from faceguard.errors import LibraryError
 
 MAX_NAME_LEN = 100
@@ -98,11 +99,6 @@ class _Unset(enum.Enum):
 UNSET = _Unset.UNSET
 
 EmbedFn = Callable[[list[np.ndarray]], np.ndarray]
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware, in UTC."""
-    return datetime.now(UTC)
 
 
 def to_db_time(moment: datetime) -> str:
