@@ -566,6 +566,7 @@ def test_settings_dialog_saves_validates_and_audits(
     dialog.source.setText("   ")
     dialog.save()
     assert dialog.saved is None and "no video source" in dialog.message.text()
+    assert ctx.matcher.threshold == pytest.approx(TEST_THRESHOLD)  # loaded before the change
     dialog.source.setText("rtsp://door-camera/stream")
     dialog.threshold.setValue(0.85)
     dialog.repeat.setValue(600)
@@ -576,3 +577,5 @@ def test_settings_dialog_saves_validates_and_audits(
         ("rtsp://door-camera/stream", 0.85, 600, "Back door")
     entry = ctx.library.list_audit(limit=1)[0]
     assert entry.action == "settings_changed" and "Back door" in entry.details
+    assert ctx.settings == saved  # the application holds what the dialog saved
+    assert ctx.matcher.threshold == pytest.approx(0.85)  # and matches with it at once

@@ -117,6 +117,12 @@ class AppContext:
         path, _ = embedder_location(self.settings)
         return operating_point(self.settings, path)
 
+    def calibrated_threshold(self) -> float:
+        """The threshold the model's calibration gives (what "use the model's threshold"
+        means), whatever the settings say."""
+        path, _ = embedder_location(self.settings)
+        return operating_point(self.settings.replace(match_threshold=None), path).threshold
+
     @cached_property
     def matcher(self) -> Matcher:
         """Matcher over the library, re-embedding templates of an older model first."""

@@ -36,7 +36,7 @@ from faceguard.gui.enrol import EnrolDialog, ImportDialog
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.people import PeopleDialog
-from faceguard.gui.settings_dialog import SettingsDialog, calibrated_threshold
+from faceguard.gui.settings_dialog import SettingsDialog
 from faceguard.gui.tasks import Runner, Task
 from faceguard.gui.worker import LiveWorker, to_rgb_array
 from faceguard.kiosk.decisions import DecisionPolicy, KioskEvent
@@ -338,10 +338,8 @@ class MainWindow(QMainWindow):
 
     def _apply_threshold(self) -> None:
         settings = self.ctx.settings
-        threshold = settings.match_threshold
-        if threshold is None:
-            threshold = calibrated_threshold(self.ctx)
-        self.ctx.matcher.threshold = float(threshold)
+        point = self.ctx.operating_point
+        self.ctx.matcher.threshold, self.ctx.matcher.margin = point.threshold, point.margin
         try:
             self.pipeline.set_policy(DecisionPolicy.from_settings(settings))
         except FaceGuardError as error:  # enforce with a missing liveness model

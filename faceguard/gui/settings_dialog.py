@@ -20,12 +20,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceguard.core.context import AppContext, embedder_location, operating_point
+from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
-from faceguard.gui.admin import audit
+from faceguard.gui.admin import ACTOR
 from faceguard.kiosk.sources import SourceError, SourceSpec
-from faceguard.settings import Settings, save_settings
+from faceguard.settings import Settings
 
 THRESHOLD_NOTE = (
     "The threshold is how similar a face must be to an enrolled person to count as them. "
@@ -37,12 +37,6 @@ LIVENESS_MODES = (("Off", "off"), ("Observe (score logged and shown, never block
                   ("Enforce (a photo or screen held up is refused)", "enforce"))
 LIVENESS_NOTE = ("Higher: photos and screens held up are refused more often, but real people "
                  "are asked to look at the camera more often too. Lower: the reverse.")
-
-
-def calibrated_threshold(ctx: AppContext) -> float:
-    """The model's calibrated threshold (what "use the model's threshold" means)."""
-    path, _ = embedder_location(ctx.settings)
-    return operating_point(ctx.settings.replace(match_threshold=None), path).threshold
 
 
 class SettingsDialog(QDialog):
@@ -72,7 +66,7 @@ class SettingsDialog(QDialog):
         theme.set_role(source_hint, "hint")
 
         try:
-            calibrated: float | None = calibrated_threshold(ctx)
+            calibrated: float | None = ctx.calibrated_threshold()
         except FaceGuardError:
             calibrated = None
         self.calibrated = calibrated
@@ -171,20 +165,13 @@ class SettingsDialog(QDialog):
                                              float(self.liveness_threshold.value()), 2))
 
     def save(self) -> None:
-        """Validate, write settings.json, record the change in the audit table."""
+        """Validate, then let the application apply them (saved, audited, the matcher's
+        operating point recomputed); an invalid value is shown and nothing changes."""
         try:
             new = self.edited()
-            save_settings(new, self.ctx.data_dir)
+            self.ctx.apply_settings(new, actor=ACTOR)
         except (FaceGuardError, SourceError) as error:
             self.message.setText(str(error))
             return
-        old = self.ctx.settings
-        changes = {name: getattr(new, name) for name in
-                   ("source", "match_threshold", "repeat_window_s", "kiosk_name",
-                    "liveness_mode", "liveness_threshold")
-                   if getattr(new, name) != getattr(old, name)}
-        self.ctx.settings = new
         self.saved = new
-        if changes:
-            audit(self.ctx, "settings_changed", changes)
         self.accept()
