@@ -25,7 +25,7 @@ CLI_EXECUTABLE = "faceguard-cli"  # Windows only: console twin for --self-test a
 BUNDLE_IDENTIFIER = "org.faceguard.kiosk"
 ICON_STEM = "faceguard"
 ENTRY_SCRIPT = "installer/faceguard_entry.py"
-PRODUCT_EMBEDDER = "lite_mobilefacenet_96.onnx"  # = faceguard.vision.embedder default
+PRODUCT_EMBEDDER = "lite_mobilefacenet_96.onnx"  # = faceguard.settings.DEFAULT_MODEL_FILE
 RESOURCE_FOLDERS = ("models", "styles", "icons", "demo")
 # PyInstaller versions the spec is written for.
 BUILD_REQUIREMENTS = ("pyinstaller>=6.10,<7", "pyinstaller-hooks-contrib>=2024.8")

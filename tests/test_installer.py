@@ -248,12 +248,12 @@ def test_resource_plan_rules(cfg: types.ModuleType, tmp_path: Path) -> None:
 def test_names_and_versions_agree(cfg: types.ModuleType) -> None:
     import faceguard
     from faceguard.paths import APP_NAME
-    from faceguard.vision.embedder import DEFAULT_EMBEDDER_FILE
+    from faceguard.settings import DEFAULT_MODEL_FILE
 
     assert cfg.version(REPO) == project()["version"] == faceguard.__version__
     assert cfg.APP_NAME == APP_NAME == cfg.EXECUTABLE
     assert cfg.APP_NAME.lower() == project()["name"]
-    assert cfg.PRODUCT_EMBEDDER == DEFAULT_EMBEDDER_FILE
+    assert cfg.PRODUCT_EMBEDDER == DEFAULT_MODEL_FILE
     assert project()["scripts"]["faceguard"] == "faceguard.launcher:main"
 
 

@@ -15,11 +15,12 @@ import pytest
 
 from faceguard.cli import EXIT_OK, main
 from faceguard.paths import models_dir
-from faceguard.vision.embedder import DEFAULT_EMBEDDER_FILE, Embedder
+from faceguard.settings import DEFAULT_MODEL_FILE
+from faceguard.vision.embedder import Embedder
 from tests.conftest import demo_image
 from tests.test_cli import moved_copy
 
-MODEL = models_dir() / DEFAULT_EMBEDDER_FILE
+MODEL = models_dir() / DEFAULT_MODEL_FILE
 
 
 @pytest.fixture()

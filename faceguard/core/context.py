@@ -18,7 +18,6 @@ from faceguard.library.database import FaceLibrary, Person
 from faceguard.library.matcher import UNCALIBRATED_THRESHOLD, Matcher
 from faceguard.paths import data_dir
 from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
-from faceguard.vision.embedder import DEFAULT_EMBEDDER_FILE
 from faceguard.vision.engine import FaceEngine
 from faceguard.vision.onnx_model import default_model_path, manifest_entry
 
@@ -42,7 +41,7 @@ def embedder_location(settings: Settings) -> tuple[Path, str | None]:
     override = os.environ.get(EMBEDDER_ENV)
     if override:
         return Path(override), os.environ.get(EMBEDDER_SHA_ENV)
-    name = settings.model_file or DEFAULT_EMBEDDER_FILE
+    name = settings.model_file
     path = Path(name)
     return (path if path.is_absolute() else default_model_path(name)), None
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from faceguard.errors import ModelError
+from faceguard.settings import DEFAULT_MODEL_FILE
 from faceguard.vision.alignment import CROP_SIZE
 from faceguard.vision.onnx_model import OnnxModel, TensorSpec, default_model_path
 
-DEFAULT_EMBEDDER_FILE = "lite_mobilefacenet_96.onnx"
 BATCH_SIZE = 64
 
 
@@ -27,7 +27,7 @@ class Embedder(OnnxModel):
 
     def __init__(self, path: str | Path | None = None, *, sha256: str | None = None,
                  threads: int = 1, mirror: bool = False, verify: bool = True) -> None:
-        super().__init__(path or default_model_path(DEFAULT_EMBEDDER_FILE), sha256=sha256,
+        super().__init__(path or default_model_path(DEFAULT_MODEL_FILE), sha256=sha256,
                          threads=threads, verify=verify)
         self.mirror = mirror
         dims = self.session.get_outputs()[0].shape
