@@ -191,6 +191,20 @@ class Settings:
     votes_window: int = setting(
         5, lambda v: _check_int(v, 1, 100), "decisions.votes_window",
         "... out of this many recent frames.")
+    tracking: str = setting(
+        "on", lambda v: _check_choice(v, ("on", "off")), "kiosk.tracking",
+        "on: a face in view is followed from frame to frame by the detector's later stages "
+        "(the full search runs every detect_interval frames); off: full search every frame.")
+    detect_interval: int = setting(
+        8, lambda v: _check_int(v, 1, 100), "kiosk.detect_interval",
+        "With tracking on: frames between two full searches for new faces (1: every frame).")
+    motion_threshold: float = setting(
+        0.005, lambda v: _check_float(v, 0.0, 1.0), "kiosk.motion_threshold",
+        "Share of the picture that must change before an empty scene is searched for faces "
+        "(0: search every frame).")
+    recheck_s: float = setting(
+        1.0, lambda v: _check_float(v, 0.1, 60.0), "kiosk.recheck_s",
+        "Seconds between two checks of a recognised face, so a swap of people is noticed.")
     pin_hash: str | None = setting(
         None, _check_pin_hash, "admin.pin_hash",
         "Legacy: the admin PIN now lives in the face library.", repr=False)

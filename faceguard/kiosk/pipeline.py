@@ -7,6 +7,11 @@ without being embedded. Events go to the library with a small JPEG crop of the a
 With liveness on (``observe`` or ``enforce``), the counted face is scored by the
 :class:`~faceguard.vision.liveness.LivenessChecker` only when the decider says the frame
 feeds an undecided visit (:meth:`Decider.liveness_due`); other faces are never scored.
+
+Faces are followed from frame to frame (:mod:`faceguard.kiosk.tracking`): each track fuses the
+embeddings of its visit's frames before they are matched, is embedded only until it is
+decided (then once a second, to notice a swap of people), and with tracking on is found again
+by the detector's later stages instead of a full search. An empty, still scene is not searched.
 """
 
 from __future__ import annotations
@@ -35,6 +40,13 @@ from faceguard.kiosk.decisions import (
     Outcome,
     Verdict,
 )
+from faceguard.kiosk.tracking import (
+    FaceTracks,
+    MotionGate,
+    Track,
+    TrackingPolicy,
+    drop_duplicates,
+)
 from faceguard.library.backup import DailyMaintenance
 from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import Matcher
@@ -42,6 +54,7 @@ from faceguard.vision.engine import FaceEngine
 from faceguard.vision.image_io import encode_jpeg
 from faceguard.vision.liveness import LivenessChecker, checker_for_mode
 from faceguard.vision.mtcnn import Face
+from faceguard.vision.selection import rank_faces
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +76,7 @@ class FaceInfo:
     counted: bool = False  # the largest face, the one the kiosk decides on
     too_small: bool = False
     liveness: float | None = None  # the counted face's newest live probability (None: none)
+    track_id: int | None = None  # the face's track (one per visit)
 
     @property
     def known(self) -> bool:
@@ -87,6 +101,8 @@ class FrameResult:
     liveness: str | None = None  # the visit's liveness state: live / attack / pending / None
     liveness_ms: float = 0.0  # time spent scoring liveness on this frame (0: not scored)
     alert: LivenessAlert | None = None
+    search: str = "full"  # how faces were found: full (detector), followed (tracking), idle
+    embedded: int = 0  # faces embedded on this frame
 
 
 class LibraryHistory:
@@ -111,7 +127,8 @@ class KioskPipeline:
                  decider: Decider, *, min_face: int, clock: Clock = utc_now,
                  recogniser: Recogniser | None = None,
                  process_max_side: int = PROCESS_MAX_SIDE,
-                 liveness: LivenessChecker | None = None) -> None:
+                 liveness: LivenessChecker | None = None,
+                 tracking: TrackingPolicy | None = None) -> None:
         self.engine = engine
         self.matcher = matcher
         self.library = library
@@ -128,6 +145,11 @@ class KioskPipeline:
         self.on_alert: Callable[[LivenessAlert], None] | None = None  # the GUI shows it
         self.housekeeping: Callable[[], object] | None = None  # run now and then by the loop
         self.gate: Gate | None = None  # access rules and the door: opens for allowed visits
+        self.tracking = tracking or TrackingPolicy(votes_required=decider.policy.votes_required,
+                                                   votes_window=decider.policy.votes_window)
+        self.tracks = FaceTracks(self.tracking.votes_window)
+        self.motion = MotionGate(self.tracking.motion_threshold)
+        self._since_search = 0  # frames followed since the last full search
 
     @property
     def kiosk_id(self) -> str:
@@ -138,45 +160,62 @@ class KioskPipeline:
         detect_min = min(self.engine.min_face, self.min_face)
         return self.engine.detect(frame, detect_min, max_side=self.process_max_side)
 
+    def find_faces(self, frame: np.ndarray) -> tuple[list[Face], str]:
+        """This frame's faces in the order they count, and how they were found: ``followed``
+        (tracks found again near their boxes), ``full`` (the detector) or ``idle`` (an empty,
+        still scene: not searched)."""
+        tracks = self.tracks.tracks
+        policy = self.tracking
+        if tracks and policy.tracking and self._since_search < policy.detect_interval - 1:
+            followed = self.engine.follow(frame, [t.face for t in tracks], self.process_max_side)
+            if all(face is not None for face in followed):
+                self._since_search += 1
+                faces = drop_duplicates([face for face in followed if face is not None])
+                return rank_faces(faces, int(frame.shape[1]), int(frame.shape[0])), "followed"
+        if not tracks and not self.motion.should_examine(frame):
+            return [], "idle"
+        self.motion.examined(frame)
+        self._since_search = 0
+        return self.detect(frame), "full"
+
     def process(self, frame: np.ndarray, now: datetime | None = None) -> FrameResult:
-        """Run one RGB frame through detection, matching and the decider."""
+        """Run one RGB frame through detection (or tracking), matching and the decider."""
         started = time.perf_counter()
         now = now or self.clock()
         index = self.frames
         self.frames += 1
-        faces = self.detect(frame)[:MAX_FACES]
-        big = [f for f in faces if f.size >= self.min_face]
-        observations = self.engine.observe(frame, big) if big else []
-        matches = []
-        if observations:
-            vectors = np.stack([o.embedding for o in observations if o.embedding is not None])
-            matches = self.matcher.search(vectors)
+        faces, search = self.find_faces(frame)
+        faces = faces[:MAX_FACES]
+        tracks = self.tracks.associate(faces)
+        big = [(face, track) for face, track in zip(faces, tracks, strict=True)
+               if face.size >= self.min_face]
+        embedded = self._identify(frame, big, now)
         infos: list[FaceInfo] = []
         candidate: Candidate | None = None
+        counted_track: Track | None = None
         liveness_ms = 0.0
-        for position, (observation, match) in enumerate(zip(observations, matches,
-                                                            strict=True)):
-            name = None
-            if match.person_id is not None:
-                name = self.recogniser.person_name(match.person_id)
+        for position, (face, track) in enumerate(big):
             counted = position == 0
             live: float | None = None
             if counted:
-                label = UNKNOWN if match.person_id is None else match.person_id
+                counted_track = track
+                label = track.label
                 scored = self.liveness is not None and self.decider.liveness_due(label, now)
                 if scored:
                     assert self.liveness is not None
                     tick = time.perf_counter()
-                    live = self.liveness.score(frame, observation.face.box)
+                    live = self.liveness.score(frame, face.box)
                     liveness_ms = (time.perf_counter() - tick) * 1000.0
-                candidate = Candidate(match.person_id, float(match.similarity), name,
-                                      observation.crop, live, scored)
+                candidate = Candidate(track.person_id, track.similarity, track.name,
+                                      track.crop, live, scored)
                 if not scored and self.liveness is not None:
                     live = self.decider.last_liveness(label, now)
-            infos.append(_face_info(observation.face, match.person_id, name,
-                                    float(match.similarity), counted=counted, liveness=live))
-        infos += [_face_info(f, too_small=True) for f in faces if f.size < self.min_face]
+            infos.append(_face_info(face, track.person_id, track.name, track.similarity,
+                                    counted=counted, liveness=live, track_id=track.track_id))
+        infos += [_face_info(f, too_small=True, track_id=t.track_id)
+                  for f, t in zip(faces, tracks, strict=True) if f.size < self.min_face]
         outcome = self.decider.update(candidate, now)
+        self._settle([track for _, track in big], counted_track, outcome)
         event, error = self._log(outcome)
         if outcome.alert is not None:
             self._alert(outcome.alert)
@@ -184,7 +223,57 @@ class KioskPipeline:
         return FrameResult(index, now, int(frame.shape[1]), int(frame.shape[0]), tuple(infos),
                            outcome.verdict, event, outcome.previous,
                            outcome.previous_direction, latency, error, outcome.liveness,
-                           liveness_ms, outcome.alert)
+                           liveness_ms, outcome.alert, search, embedded)
+
+    def _identify(self, frame: np.ndarray, big: list[tuple[Face, Track]],
+                  now: datetime) -> int:
+        """Embed the faces whose tracks need it (undecided, or due for a re-check) in one
+        batch and match them: an undecided track's fused embedding, a decided one's single
+        frame. A re-check naming someone else restarts the track as a new visit. Returns how
+        many faces were embedded."""
+        due = [(face, track) for face, track in big
+               if track.embedding_due(now, self.tracking.recheck_s)]
+        if not due:
+            return 0
+        observations = self.engine.observe(frame, [face for face, _ in due])
+        queries = []
+        for (_, track), observation in zip(due, observations, strict=True):
+            assert observation.embedding is not None
+            single = observation.embedding
+            queries.append(single if track.decided else track.fuse(single))
+        matches = self.matcher.search(np.stack(queries))
+        for (_, track), observation, match in zip(due, observations, matches, strict=True):
+            track.checked_at = now
+            track.crop = observation.crop
+            name = None
+            if match.person_id is not None:
+                name = self.recogniser.person_name(match.person_id)
+            if track.decided:
+                label = UNKNOWN if match.person_id is None else match.person_id
+                if label == track.label:
+                    continue  # still the same person: the decision stands
+                log.info("track %d: re-check found someone else; a new visit",
+                         track.track_id)
+                track.restart(self.tracks.new_id())
+                assert observation.embedding is not None
+                track.fuse(observation.embedding)
+            track.identify(match.person_id, float(match.similarity), name)
+        return len(due)
+
+    def _settle(self, tracks: list[Track], counted: Track | None, outcome: Outcome) -> None:
+        """Mark tracks decided: the counted one when the decider's verdict names it (and its
+        liveness is not pending), the others when their own votes agree."""
+        required = self.decider.policy.votes_required
+        for track in tracks:
+            if track.decided or not track.matched or track.agreeing_votes() < required:
+                continue
+            if track is counted:
+                verdict = outcome.verdict
+                if verdict is None or outcome.liveness == "pending":
+                    continue
+                if (UNKNOWN if verdict.person_id is None else verdict.person_id) != track.label:
+                    continue
+            track.decided = True
 
     def _alert(self, alert: LivenessAlert) -> None:
         """Repeated suspected attacks: a logged warning, an audit entry, the GUI's hook."""
@@ -257,20 +346,23 @@ class KioskPipeline:
         if live.active and self.liveness is None:
             self.liveness, live = load_liveness(live)
         self.decider.set_policy(replace(policy, liveness=live))
+        self.tracks.clear()  # faces in view are judged again under the new numbers
 
     def person_removed(self, person_id: int) -> None:
         """Forget cached names and decisions about someone removed or renamed."""
         self.recogniser.forget_names()
         self.decider.forget_person(person_id)
+        self.tracks.forget_person(person_id)
 
 
 def _face_info(face: Face, person_id: int | None = None, name: str | None = None,
                similarity: float | None = None, *, counted: bool = False,
-               too_small: bool = False, liveness: float | None = None) -> FaceInfo:
+               too_small: bool = False, liveness: float | None = None,
+               track_id: int | None = None) -> FaceInfo:
     box = tuple(float(v) for v in face.box)
     marks = tuple((float(x), float(y)) for x, y in face.landmarks)
     return FaceInfo((box[0], box[1], box[2], box[3]), marks, float(face.size), person_id, name,
-                    similarity, counted, too_small, liveness)
+                    similarity, counted, too_small, liveness, track_id)
 
 
 def load_liveness(policy: LivenessPolicy) -> tuple[LivenessChecker | None, LivenessPolicy]:
@@ -294,7 +386,8 @@ def pipeline_for(ctx: AppContext, *, clock: Clock = utc_now) -> KioskPipeline:
     decider = Decider(replace(policy, liveness=live_policy), settings.kiosk_name,
                       history=LibraryHistory(ctx.library))
     pipeline = KioskPipeline(ctx.engine, ctx.matcher, ctx.library, decider,
-                             min_face=ctx.min_face, clock=clock, liveness=checker)
+                             min_face=ctx.min_face, clock=clock, liveness=checker,
+                             tracking=TrackingPolicy.from_settings(settings))
     ctx.hold_kiosk_lock()  # no restore while the kiosk runs
     pipeline.housekeeping = DailyMaintenance(ctx.library, ctx.settings.backups_keep)
     pipeline.gate = Gate(ctx.library, settings)

@@ -74,6 +74,22 @@ class FaceEngine:
             faces = [face.scaled(1.0 / factor) for face in found]
         return rank_faces(faces, width, height, pick)
 
+    def follow(self, image: np.ndarray, faces: list[Face],
+               max_side: int | None = None) -> list[Face | None]:
+        """Each face of the previous frame found again near its box (None: lost), with the
+        detector's later stages only (:meth:`MtcnnDetector.follow`); big images are searched
+        on the same downscaled copy as :meth:`detect`."""
+        max_side = max_side or self.max_detect_side
+        height, width = image.shape[:2]
+        longest = max(height, width)
+        if longest <= max_side:
+            return self.detector.follow(image, [face.box for face in faces])
+        factor = max_side / longest
+        small = cv2.resize(image, (round(width * factor), round(height * factor)),
+                           interpolation=cv2.INTER_AREA)
+        found = self.detector.follow(small, [face.box * factor for face in faces])
+        return [None if face is None else face.scaled(1.0 / factor) for face in found]
+
     def observe(self, image: np.ndarray, faces: list[Face], embed: bool = True
                 ) -> list[FaceObservation]:
         """Align, measure and embed the given faces of an image (one embedder batch)."""

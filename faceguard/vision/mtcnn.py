@@ -6,10 +6,15 @@ pyramid from the minimum face size, P-Net proposals with per-scale and cross-sca
 regression and squaring, R-Net refinement on 24x24 crops, O-Net on 48x48 crops giving the
 final boxes and five landmarks (left eye, right eye, nose tip, left and right mouth corner,
 "left" meaning image-left).
+
+:meth:`MtcnnDetector.follow` finds a face again near where it was (video tracking): seed boxes
+around the last box go straight to R-Net and O-Net, skipping the P-Net pyramid that costs
+most of a full detection.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +26,12 @@ from faceguard.vision.onnx_model import OnnxModel, TensorSpec, default_model_pat
 DEFAULT_MIN_FACE = 60
 PYRAMID_FACTOR = 0.709
 STAGE_THRESHOLDS = (0.6, 0.7, 0.7)
+# Seeds for following a face: the last box shifted by these shares of its side (3 x 3) and,
+# unshifted, scaled: 11 boxes for R-Net (like the P-Net proposals of a full detection).
+FOLLOW_SHIFTS = (-0.15, 0.0, 0.15)
+FOLLOW_SCALES = (0.85, 1.2)
+FOLLOW_ONET_BOXES = 2  # R-Net's best boxes that O-Net refines
+FOLLOW_MIN_IOU = 0.3  # a refined face overlapping the last box less is not the same face
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,32 @@ class MtcnnDetector:
                  for b, p in zip(boxes, points, strict=True)]
         return sorted(faces, key=lambda f: f.area, reverse=True)
 
+    def follow(self, image: np.ndarray, boxes: Sequence[np.ndarray]) -> list[Face | None]:
+        """Each face again near its last box (x1, y1, x2, y2), or None where it is lost.
+
+        Seed boxes around the last box (:data:`FOLLOW_SHIFTS`, :data:`FOLLOW_SCALES`) are
+        refined by R-Net and O-Net exactly as P-Net proposals are in :meth:`detect`; of the
+        faces found, the one overlapping the last box most is kept.
+        """
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
+        if not len(boxes):
+            return []
+        pyramid = AreaResampler(image)
+        found: list[Face | None] = []
+        for last in boxes:
+            prior = np.asarray(last, dtype=np.float32)[:4]
+            faces: list[Face] = []
+            refined = self._refine(pyramid, _seed_boxes(prior))[:FOLLOW_ONET_BOXES]
+            if len(refined):
+                out, points = self._output(pyramid, refined)
+                faces = [Face(b[:4].astype(np.float32), float(b[4]), p.astype(np.float32))
+                         for b, p in zip(out, points, strict=True)]
+            overlaps = [box_iou(face.box, prior) for face in faces]
+            best = int(np.argmax(overlaps)) if faces else -1
+            found.append(faces[best] if faces and overlaps[best] >= FOLLOW_MIN_IOU else None)
+        return found
+
     # -- stage 1 -------------------------------------------------------------------------
     def _scales(self, height: int, width: int, min_face: int) -> list[float]:
         scale = 12.0 / min_face
@@ -171,6 +208,29 @@ class MtcnnDetector:
         boxes = _regress(boxes, reg)
         keep = nms(boxes[:, :4], boxes[:, 4], 0.7, overlap="min")
         return boxes[keep], points[keep]
+
+
+def _seed_boxes(box: np.ndarray) -> np.ndarray:
+    """Square seed boxes around a face box for R-Net (see :data:`FOLLOW_SHIFTS`)."""
+    width, height = float(box[2] - box[0]), float(box[3] - box[1])
+    side = max(width, height)
+    cx, cy = float(box[0]) + width / 2, float(box[1]) + height / 2
+    placed = [(dx, dy, 1.0) for dx in FOLLOW_SHIFTS for dy in FOLLOW_SHIFTS]
+    placed += [(0.0, 0.0, scale) for scale in FOLLOW_SCALES]
+    seeds = [(cx + dx * side - half, cy + dy * side - half, cx + dx * side + half,
+              cy + dy * side + half)
+             for dx, dy, scale in placed for half in (side * scale / 2,)]
+    return np.asarray(seeds, dtype=np.float32)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boxes (x1, y1, x2, y2)."""
+    inter_w = max(0.0, min(float(a[2]), float(b[2])) - max(float(a[0]), float(b[0])))
+    inter_h = max(0.0, min(float(a[3]), float(b[3])) - max(float(a[1]), float(b[1])))
+    inter = inter_w * inter_h
+    union = (float(a[2] - a[0]) * float(a[3] - a[1]) + float(b[2] - b[0]) * float(b[3] - b[1])
+             - inter)
+    return inter / union if union > 0 else 0.0
 
 
 def _area_bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:

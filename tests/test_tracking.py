@@ -1,0 +1,174 @@
+"""Tracking, once-per-visit recognition and the idle gate, on the demo video with the real
+MTCNN, the product embedder and a real library (no mocks)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from faceguard.clock import ManualClock
+from faceguard.core.context import AppContext
+from faceguard.core.enrolment import Enroller
+from faceguard.kiosk.demo import AttackDemoSource
+from faceguard.kiosk.pipeline import FrameResult, pipeline_for
+from faceguard.kiosk.sources import DEMO_KNOWN_PHOTO, DEMO_STRANGER_PHOTO, DemoShot, DemoSource
+from faceguard.kiosk.tracking import IDLE_DETECT_FRAMES, FaceTracks, MotionGate
+from faceguard.paths import resources_dir
+from faceguard.settings import Settings, save_settings
+from faceguard.vision.mtcnn import MtcnnDetector, box_iou
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+FPS = 10.0
+
+
+def demo_frames(script: tuple[DemoShot, ...] | None = None, *, attack: bool = False,
+                fps: float = FPS, first: int = 0, last: int | None = None) -> list[np.ndarray]:
+    source: DemoSource
+    if attack:
+        source = AttackDemoSource(loop=False, fps=fps)
+    elif script is not None:
+        source = DemoSource(loop=False, fps=fps, script=script)
+    else:
+        source = DemoSource(loop=False, fps=fps)
+    source.open()
+    return [source.render(index) for index in range(first, last or source.cycle_frames)]
+
+
+@pytest.fixture()
+def kiosk(tmp_path: Path) -> Iterator[object]:
+    """Builds an AppContext on the product embedder with Eileen Collins enrolled."""
+    contexts: list[AppContext] = []
+
+    def make(**values: object) -> AppContext:
+        folder = tmp_path / f"data{len(contexts)}"
+        save_settings(Settings(kiosk_name="door", **values), folder)  # type: ignore[arg-type]
+        ctx = AppContext(folder)
+        contexts.append(ctx)
+        person, _ = Enroller(ctx.engine, ctx.library, ctx.matcher, ctx.min_face,
+                             actor="test").enroll_files(
+            "Eileen Collins", [resources_dir() / "demo" / DEMO_KNOWN_PHOTO])
+        assert person is not None
+        return ctx
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def play(ctx: AppContext, frames: list[np.ndarray], fps: float = FPS) -> list[FrameResult]:
+    clock = ManualClock(T0)
+    pipeline = pipeline_for(ctx, clock=clock)
+    try:
+        return [pipeline.process(frame, clock.advance(1.0 / fps)) for frame in frames]
+    finally:
+        pipeline.close()
+
+
+def decisions(results: list[FrameResult]) -> list[tuple[int, str, str | None, str | None]]:
+    return [(r.index, r.event.decision, r.event.person_name, r.event.direction)
+            for r in results if r.event is not None]
+
+
+def test_following_a_face_keeps_box_and_landmarks_of_a_full_detection() -> None:
+    detector = MtcnnDetector(min_face=60)
+    frames = demo_frames(fps=15.0, first=20, last=50)  # the enrolled person moving, turning, lit
+    previous = detector.detect(frames[0])[0]
+    for frame in frames[1:]:
+        full = detector.detect(frame)[0]
+        followed = detector.follow(frame, [previous.box])[0]
+        assert followed is not None
+        eyes = float(np.linalg.norm(full.landmarks[0] - full.landmarks[1]))
+        error = np.linalg.norm(followed.landmarks - full.landmarks, axis=1).mean() / eyes
+        assert box_iou(followed.box, full.box) > 0.75 and error < 0.1
+        previous = followed
+    assert detector.follow(np.full((480, 640, 3), 80, np.uint8), [previous.box]) == [None]
+
+
+def test_kiosk_decides_the_same_on_the_demo_with_tracking_on_and_off(kiosk) -> None:  # type: ignore[no-untyped-def]
+    frames = demo_frames(attack=True)  # the person, the stranger, a screen replay of her
+    runs = {}
+    for tracking in ("off", "on"):
+        results = play(kiosk(tracking=tracking, liveness_mode="enforce"), frames)
+        runs[tracking] = results
+    assert [d[1:] for d in decisions(runs["on"])] == \
+        [("known", "Eileen Collins", "IN"), ("unknown", None, None), ("attack", None, None)]
+    on, off = decisions(runs["on"]), decisions(runs["off"])
+    assert [d[1:] for d in on] == [d[1:] for d in off]
+    assert all(abs(a[0] - b[0]) <= 2 for a, b in zip(on, off, strict=True)), (on, off)
+    searches = Counter(r.search for r in runs["on"])
+    assert searches["followed"] > 3 * searches["full"], searches
+    assert Counter(r.search for r in runs["off"])["followed"] == 0
+
+
+def swap_script() -> tuple[DemoShot, ...]:
+    """She stands still; then, in one frame, the stranger stands exactly where she stood."""
+    still = {"scale": (1.0, 1.0), "centre_x": (0.5, 0.5), "centre_y": (0.42, 0.42)}
+    return (DemoShot(None, 0.5), DemoShot(DEMO_KNOWN_PHOTO, 4.0, **still),  # type: ignore[arg-type]
+            DemoShot(DEMO_STRANGER_PHOTO, 4.0, **still))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("recheck_s", [1.0, 60.0])
+def test_a_decided_face_is_embedded_once_a_second_and_a_swap_is_caught(
+        kiosk, recheck_s: float) -> None:  # type: ignore[no-untyped-def]
+    frames = demo_frames(swap_script())
+    results = play(kiosk(liveness_mode="off", recheck_s=recheck_s), frames)
+    her = results[5:45]  # her 4 s at 10 frames/s
+    assert all(r.faces and r.faces[0].name == "Eileen Collins" for r in her[3:])
+    assert len({r.faces[0].track_id for r in results[5:] if r.faces}) == \
+        (2 if recheck_s == 1.0 else 1)  # the swap starts a new visit only when re-checked
+    embedded = sum(r.embedded for r in her)
+    if recheck_s == 1.0:
+        # 3 frames to decide, then one a second: far fewer than her 40 frames
+        assert 4 <= embedded <= 8, embedded
+        assert [d[1:] for d in decisions(results)] == \
+            [("known", "Eileen Collins", "IN"), ("unknown", None, None)]
+        stranger = [r for r in results[45:] if r.faces]
+        swapped_at = next(i for i, r in enumerate(stranger) if r.faces[0].name is None)
+        assert swapped_at <= FPS * recheck_s + 1  # noticed within about a second
+    else:
+        # without a re-check the tracker keeps her name on the stranger: the check matters
+        assert embedded <= 4
+        assert [d[1:] for d in decisions(results)] == [("known", "Eileen Collins", "IN")]
+
+
+def test_an_empty_still_scene_is_not_searched_and_a_newcomer_is(kiosk) -> None:  # type: ignore[no-untyped-def]
+    empty = (DemoShot(None, 4.0), DemoShot(DEMO_KNOWN_PHOTO, 1.0))
+    frames = demo_frames(empty)
+    results = play(kiosk(liveness_mode="off"), frames)
+    idle = [r.search for r in results[:40]]
+    # the first frame and one every IDLE_DETECT_FRAMES are searched; sensor noise is no motion
+    assert idle.count("full") <= 1 + 40 // IDLE_DETECT_FRAMES and idle.count("idle") >= 37
+    assert results[40].search == "full" and results[40].faces  # she walks in: found at once
+    always = play(kiosk(liveness_mode="off", motion_threshold=0.0), frames[:10])
+    assert {r.search for r in always} == {"full"}  # gate off: every empty frame is searched
+
+
+def test_motion_gate_and_track_association_on_synthetic_frames() -> None:
+    rng = np.random.default_rng(3)
+    background = np.full((480, 640, 3), 70, np.uint8)
+
+    def noisy(image: np.ndarray) -> np.ndarray:
+        return np.clip(image + rng.normal(0, 4, image.shape), 0, 255).astype(np.uint8)
+
+    gate = MotionGate(0.005)
+    assert gate.should_examine(noisy(background))  # nothing examined yet
+    gate.examined(background)
+    assert not any(gate.should_examine(noisy(background)) for _ in range(10))
+    moved = background.copy()
+    moved[200:260, 300:350] = 200  # a 50x60 px change: about 1% of the picture
+    assert gate.should_examine(noisy(moved))
+
+    detector = MtcnnDetector(min_face=60)
+    frames = demo_frames(fps=15.0, first=30, last=33)
+    tracks = FaceTracks()
+    first = tracks.associate(detector.detect(frames[0]))
+    second = tracks.associate(detector.detect(frames[1]))
+    assert len(first) == 1 and second[0] is first[0]  # the same face keeps its track
+    assert tracks.associate([]) == [] and tracks.tracks == []
+    third = tracks.associate(detector.detect(frames[2]))
+    assert third[0].track_id != first[0].track_id  # after a gap it is a new track
