@@ -283,7 +283,8 @@ def cmd_log(ctx: AppContext, args: argparse.Namespace) -> int:
     person = None
     if args.person:
         person = _person_by_name(ctx, args.person).id
-    events = ctx.library.query_events(start, end, person, args.decision)
+    events = ctx.library.query_events(start, end, person, args.decision,
+                                      kiosk_id=args.kiosk)
     if args.attendance:
         days = attendance(events)
         if args.csv:
@@ -401,6 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_day", metavar="YYYY-MM-DD", help="first local day")
     p.add_argument("--to", dest="to_day", metavar="YYYY-MM-DD", help="last local day")
     p.add_argument("--person", help="only this person")
+    p.add_argument("--kiosk", metavar="NAME",
+                   help="only the entries of this kiosk (door); a fleet kiosk holds every door's")
     p.add_argument("--decision", choices=["known", "unknown", "attack"],
                    help="only these decisions (attack: suspected presentation attacks)")
     p.add_argument("--attendance", action="store_true",
@@ -452,6 +455,7 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
     for module_name in ("faceguard.kiosk.cli", "faceguard.core.library_cli",
                         "faceguard.core.config_cli", "faceguard.core.privacy_cli",
                         "faceguard.core.door_cli",
+                        "faceguard.core.fleet_cli",
                         OPTIONAL_COMMANDS):
         try:
             module = importlib.import_module(module_name)

@@ -246,6 +246,14 @@ class Settings:
     retention_contact: str = setting(
         "the site administrator", lambda v: _check_str(v, max_len=256), "retention.contact",
         "Who people ask about their data (printed on the retention notice).")
+    fleet_interval_s: float = setting(
+        30.0, lambda v: _check_float(v, 1.0, 3600.0), "fleet.interval_s",
+        "Fleet: seconds between full sync rounds (local entries go up within about a second, "
+        "the server's changes come down at once when it notifies).")
+    fleet_backoff_max_s: float = setting(
+        60.0, lambda v: _check_float(v, 1.0, 3600.0), "fleet.backoff_max_s",
+        "Fleet: longest wait between tries while the server is unreachable (from 1 s, "
+        "doubling).")
     door_driver: str = setting(
         "simulated", lambda v: _check_choice(v, DOOR_DRIVERS), "door.driver",
         "What opens the door: simulated (shown only), serial (USB relay), webhook, mqtt, gpio.")

@@ -114,3 +114,24 @@ def run_cli(data_dir: Path, *args: str) -> int:
     from faceguard.cli import main
 
     return main(["--data-dir", str(data_dir), "--min-face", "40", *args])
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():  # type: ignore[no-untyped-def]
+    """A throw-away PostgreSQL cluster for the session (tests/pg_cluster.py); skipped, saying
+    why, where PostgreSQL or psycopg is missing."""
+    pytest.importorskip("psycopg", reason="psycopg 3 is not installed (pip install -e '.[dev]')")
+    from tests.pg_cluster import PgCluster, find_pg_bin
+
+    bin_dir = find_pg_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run does)")
+    cluster = PgCluster(bin_dir)
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture()
+def pg_dsn(pg_cluster) -> str:  # type: ignore[no-untyped-def]
+    """The superuser DSN of a fresh, empty database in the session's cluster."""
+    return str(pg_cluster.new_database())

@@ -201,8 +201,8 @@ def library(tmp_path: Path) -> Iterator[FaceLibrary]:
     lib.close()
 
 
-def test_migration_008_is_last_and_creates_the_tables(library: FaceLibrary) -> None:
-    assert MIGRATION_NAMES[-1] == "008_access_rules"
+def test_migration_008_follows_007_and_creates_the_tables(library: FaceLibrary) -> None:
+    assert MIGRATION_NAMES.index("008_access_rules") == MIGRATION_NAMES.index("007_liveness") + 1
     assert library.schema_version() == SCHEMA_VERSION
     with library.reading("test") as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE "

@@ -13,6 +13,8 @@ import numpy as np
 
 from faceguard.core.enrolment import Enroller
 from faceguard.errors import LibraryError
+from faceguard.fleet.config import FleetConfig
+from faceguard.fleet.engine import FleetStatus, SyncEngine, SyncLoop, SyncReport
 from faceguard.library.backup import KioskLock, hold_kiosk_lock
 from faceguard.library.database import FaceLibrary, Person
 from faceguard.library.matcher import UNCALIBRATED_THRESHOLD, Matcher
@@ -73,6 +75,7 @@ class AppContext:
                                "--data-dir or $FACEGUARD_DATA_DIR at a folder")
         self.create = create
         self._kiosk_lock: KioskLock | None = None
+        self._sync_loop: SyncLoop | None = None
         self._person_listeners: list[Callable[[int], None]] = []
         self.settings = settings or load_settings(self.data_dir)
         self.min_face = int(min_face or self.settings.min_face_px)
@@ -194,6 +197,71 @@ class AppContext:
             np.stack(crops)), actor="system")
         return result.updated
 
+    # -- the fleet: one library shared by many doors through a server (faceguard.fleet) ----
+
+    def fleet_status(self) -> FleetStatus:
+        """"synced", "offline since 10:42, 37 entries waiting", last sync (no network)."""
+        from faceguard.fleet.engine import FleetStatus, fleet_status
+
+        if not (self.data_dir / "fleet.json").is_file():
+            return FleetStatus(joined=False)
+        return fleet_status(self.library, self.data_dir)
+
+    def join_fleet(self, dsn: str, name: str, *, ca_file: str | None = None,
+                   actor: str) -> FleetConfig:
+        """Register this data folder as kiosk ``name`` on the server (``dsn``: an admin role,
+        used once, never stored); the kiosk's name in the log becomes ``name``; audited."""
+        from faceguard.fleet import local
+        from faceguard.fleet.config import join
+
+        config = join(self.data_dir, dsn, name, ca_file=ca_file)
+        if self.settings.kiosk_name != config.kiosk_name:
+            self.apply_settings(self.settings.replace(kiosk_name=config.kiosk_name),
+                                actor=actor)
+        queued = local.mark_joined(self.library, config.kiosk_id, config.kiosk_name)
+        self.library.audit(actor, "fleet_joined", {"kiosk": config.kiosk_name,
+                                                   "server": config.where(),
+                                                   "queued": queued})
+        return config
+
+    @cached_property
+    def sync_engine(self) -> SyncEngine:
+        """The sync rounds of this joined kiosk (ServerError when it has not joined); the
+        server's changes reach the matcher and every person listener."""
+        from faceguard import __version__
+        from faceguard.fleet.engine import SyncEngine
+
+        engine = SyncEngine.for_data_dir(self.library, self.data_dir,
+                                         software=f"faceguard {__version__}")
+        engine.on_changed = self._fleet_changed
+        return engine
+
+    def _fleet_changed(self, person_ids: set[int]) -> None:
+        if "matcher" in self.__dict__:
+            self.matcher.reload()
+        for person_id in sorted(person_ids):
+            self._person_changed(person_id)
+
+    def sync_now(self) -> SyncReport:
+        """One sync round (up, then down); ServerError when the server cannot be reached."""
+        return self.sync_engine.sync_once()
+
+    def start_sync(self, on_status: Callable[[FleetStatus], None] | None = None
+                   ) -> SyncLoop | None:
+        """The background sync of a joined kiosk (None when it has not joined), stopped by
+        :meth:`close`; never blocks the caller."""
+        from faceguard.fleet.engine import SyncLoop
+
+        if not (self.data_dir / "fleet.json").is_file():
+            return None
+        if self._sync_loop is None:
+            settings = self.settings
+            self._sync_loop = SyncLoop(self.sync_engine, self.data_dir,
+                                       interval_s=settings.fleet_interval_s,
+                                       backoff_s=(1.0, settings.fleet_backoff_max_s),
+                                       on_status=on_status).start()
+        return self._sync_loop
+
     def hold_kiosk_lock(self) -> None:
         """Mark the data folder as used by a running kiosk until :meth:`close` (a restore
         refuses meanwhile); see :class:`faceguard.library.backup.KioskLock`."""
@@ -201,6 +269,11 @@ class AppContext:
             self._kiosk_lock = hold_kiosk_lock(self.data_dir)
 
     def close(self) -> None:
+        loop, self._sync_loop = getattr(self, "_sync_loop", None), None
+        if loop is not None:
+            loop.stop()
+        if "sync_engine" in self.__dict__:
+            self.sync_engine.close()
         if "library" in self.__dict__:
             self.library.close()
         lock = getattr(self, "_kiosk_lock", None)

@@ -46,7 +46,15 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
     try:
         spec = SourceSpec.parse(source or ("demo" if demo else ctx.settings.source))
         pipeline = pipeline_for(ctx)
-        hooks = LoopHooks(event=_print_event, status=_print_status)
+        sync = ctx.start_sync()  # a fleet kiosk: entries go up, the server's changes come down
+        ctx.on_person_changed(pipeline.person_removed)
+
+        def logged(event: KioskEvent) -> None:
+            _print_event(event)
+            if sync is not None:
+                sync.wake()
+
+        hooks = LoopHooks(event=logged, status=_print_status)
         loop = KioskLoop(lambda: make_source(spec, loop=args.loop, realtime=args.realtime),
                          pipeline, hooks, realtime=args.realtime, max_frames=args.max_frames,
                          retry_first_open=not spec.live or args.retry)

@@ -195,7 +195,18 @@ def _m008_access_rules(db: Database) -> None:
         db.execute(sql)
 
 
+@MIGRATIONS(name="012_fleet_sync")
+def _m012_fleet_sync(db: Database) -> None:
+    """Fleet sync: the outbox (events and audit lines queued by triggers in their own
+    transaction), the fleet id and change count of each person, template and group, other
+    doors' events, the sync state (:mod:`faceguard.library.fleet_tables`)."""
+    from faceguard.library import fleet_tables
+
+    fleet_tables.create_fleet_tables(db)
+
+
 MIGRATION_NAMES: tuple[str, ...] = ("001_people", "002_templates", "003_events", "004_audit",
                                      "005_identity", "006_admin", "007_liveness",
-                                     "008_access_rules")
+                                     "008_access_rules",
+                                     "012_fleet_sync")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
