@@ -266,7 +266,7 @@ def test_same_person_edited_at_two_places_last_writer_wins_and_removal_is_final(
 
 
 def test_sync_while_the_server_is_down_fails_cleanly_and_loses_nothing(
-        server: str, tmp_path: Path, pg_cluster, capsys: pytest.CaptureFixture) -> None:  # type: ignore[no-untyped-def]
+        server: str, tmp_path: Path, pg_cluster, capsys: pytest.CaptureFixture) -> None:
     folder = kiosk(tmp_path, server, "front")
     assert run_cli(folder, "sync") == 0
     lib = library(folder)
@@ -300,7 +300,7 @@ def test_status_line_wording() -> None:
 
 
 def test_the_sync_loop_backs_off_boundedly_and_recovers(server: str, tmp_path: Path,
-                                                        pg_cluster) -> None:  # type: ignore[no-untyped-def]
+                                                        pg_cluster) -> None:
     folder = kiosk(tmp_path, server, "front")
     statuses: list[FleetStatus] = []
     pg_cluster.stop("immediate")

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from faceguard.core.enrolment import Enroller
+from faceguard.core.enrolment import ConsentGiven, Enroller
+from faceguard.core.notice import notice_version
+from faceguard.core.pin import hash_pin
+from faceguard.core.roles import Permission, may
 from faceguard.errors import LibraryError
 from faceguard.fleet.config import FleetConfig
 from faceguard.fleet.engine import FleetStatus, SyncEngine, SyncLoop, SyncReport
+from faceguard.library import accounts, audit_chain, encryption
+from faceguard.library.accounts import Account
+from faceguard.library.audit_chain import ChainReport
 from faceguard.library.backup import KioskLock, hold_kiosk_lock
+from faceguard.library.consent import clean_who, consent_required
+from faceguard.library.crypto import read_passphrase
 from faceguard.library.database import FaceLibrary, Person
 from faceguard.library.matcher import UNCALIBRATED_THRESHOLD, Matcher
-from faceguard.paths import data_dir
+from faceguard.library.person_export import ExportSummary, export_person
+from faceguard.paths import data_dir, make_private_dir, make_private_file
 from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
 from faceguard.vision.engine import FaceEngine
 from faceguard.vision.onnx_model import default_model_path, manifest_entry
@@ -30,6 +41,11 @@ EMBEDDER_SHA_ENV = "FACEGUARD_EMBEDDER_SHA256"
 
 @dataclass(frozen=True)
 class OperatingPoint:
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from faceguard.core.admin import SignIn
+
     """Open-set decision rule: threshold, margin, and the false-accept rate it stands for."""
 
     threshold: float
@@ -68,7 +84,8 @@ class AppContext:
 
     def __init__(self, data_folder: str | os.PathLike[str] | None = None, *,
                  min_face: int | None = None, settings: Settings | None = None,
-                 create: bool = True) -> None:
+                 create: bool = True,
+                 passphrase_file: str | os.PathLike[str] | None = None) -> None:
         self.data_dir = data_dir(data_folder)
         if self.data_dir.exists() and not self.data_dir.is_dir():
             raise LibraryError(f"the data folder {self.data_dir} is a file, not a folder; point "
@@ -86,6 +103,8 @@ class AppContext:
 
     @cached_property
     def library(self) -> FaceLibrary:
+        self.signed_in: Account | None = None  # the admin account of the window's session
+        self.passphrase_file = passphrase_file  # else $FACEGUARD_PASSPHRASE (encryption)
         """The face library; the data folder is created on first use.
 
         With ``create=False`` (commands that only read) neither the folder nor the database
@@ -101,11 +120,32 @@ class AppContext:
             if not self.create:
                 raise LibraryError(f"data folder {self.data_dir} does not exist")
             try:
-                self.data_dir.mkdir(parents=True, exist_ok=True)
+                make_private_dir(self.data_dir)
             except OSError as error:
                 raise LibraryError(
                     f"cannot create the data folder {self.data_dir}: {error.strerror}") from error
-        return FaceLibrary.open(self.library_path)
+        if self.create:
+            with contextlib.suppress(OSError):  # a read-only folder: FaceLibrary.open says so
+                make_private_file(self.library_path)
+        library = FaceLibrary.open(self.library_path)
+        try:
+            self._unlock(library)
+        except BaseException:
+            library.close()
+            raise
+        return library
+
+    def _unlock(self, library: FaceLibrary) -> None:
+        """Give an encrypted library its key: from the keyring it was encrypted with, or the
+        passphrase (``passphrase_file``, else $FACEGUARD_PASSPHRASE). Without a passphrase
+        it stays locked: everything but the face data can be read. A wrong passphrase, a
+        missing keyring entry or a damaged key record is a LibraryError."""
+        record = encryption.key_record(library) if library.encrypted() else None
+        if record is None:
+            return
+        passphrase = None if record.kek == "keyring" else read_passphrase(self.passphrase_file)
+        if record.kek == "keyring" or passphrase is not None:
+            encryption.unlock(library, passphrase)
 
     @cached_property
     def engine(self) -> FaceEngine:
@@ -167,10 +207,13 @@ class AppContext:
         for listener in self._person_listeners:
             listener(person_id)
 
-    def enroller(self, actor: str) -> Enroller:
-        """The enrolment verbs (enrol, add photos, import a folder) for ``actor``."""
+    def enroller(self, actor: str, *, consent: ConsentGiven | None = None) -> Enroller:
+        """The enrolment verbs (enrol, add photos, import a folder) for ``actor``; a new
+        person gets ``consent`` recorded with them, and needs it when the site requires
+        consent (:meth:`consent_required`)."""
         return Enroller(self.engine, self.library, self.matcher, self.min_face, actor=actor,
-                        on_person_removed=self._person_changed)
+                        on_person_removed=self._person_changed, consent=consent,
+                        consent_required=self.consent_required())
 
     def update_person(self, person_id: int, *, actor: str, **changes: Any) -> Person:
         """Rename or edit a person (LibraryError with the reason when refused)."""
@@ -212,6 +255,90 @@ class AppContext:
         """Register this data folder as kiosk ``name`` on the server (``dsn``: an admin role,
         used once, never stored); the kiosk's name in the log becomes ``name``; audited."""
         from faceguard.fleet import local
+    # -- admin accounts (roles: faceguard.core.roles), consent, the audit chain --------------
+
+    @property
+    def actor(self) -> str:
+        """Who the audit names for an admin action now: the signed-in account, else
+        ``admin`` (first run, before any account exists)."""
+        return self.signed_in.name if self.signed_in is not None else "admin"
+
+    def sign_in(self, account: str, pin: str, *, purpose: str = "",
+                clock: Callable[[], float] | None = None) -> SignIn:
+        """Check an account's PIN (its lock-out, audited under its name); on success it
+        is the signed-in account until :meth:`sign_out`."""
+        from faceguard.core.admin import sign_in  # admin builds on this module
+
+        result = sign_in(self, account, pin, purpose=purpose, clock=clock)
+        if result.ok:
+            self.signed_in = result.account
+        return result
+
+    def sign_out(self) -> None:
+        """Nobody is signed in any more."""
+        self.signed_in = None
+
+    def may(self, permission: Permission) -> bool:
+        """Whether the signed-in account's role allows ``permission``."""
+        return self.signed_in is not None and may(self.signed_in.role, permission)
+
+    def list_accounts(self) -> list[Account]:
+        """The admin accounts, by name."""
+        return accounts.list_accounts(self.library)
+
+    def add_account(self, name: str, role: str, pin: str, *, actor: str) -> Account:
+        """Add an admin account with its own PIN (PinError when the PIN breaks the policy,
+        LibraryError when the name is taken or the role unknown); audited under ``actor``."""
+        accounts.check_role(role)
+        return accounts.add_account(self.library, name, role, hash_pin(pin), actor=actor)
+
+    def remove_account(self, name: str, *, actor: str) -> None:
+        """Remove an admin account (never the last administrator); audited."""
+        accounts.remove_account(self.library, name, actor=actor)
+
+    def change_account_pin(self, name: str, pin: str, *, actor: str) -> None:
+        """Give an account a new PIN and lift its lock-out; audited."""
+        accounts.set_pin_hash(self.library, name, hash_pin(pin), actor=actor)
+
+    def set_account_role(self, name: str, role: str, *, actor: str) -> None:
+        """Change an account's role (the last administrator stays one); audited."""
+        accounts.set_role(self.library, name, role, actor=actor)
+
+    def consent_required(self) -> bool:
+        """Whether enrolling a new person needs a consent record (``consent.required``)."""
+        return consent_required(self.library, self.settings.consent_required)
+
+    def notice_version(self) -> str:
+        """The version of the retention notice the settings make (consent refers to it)."""
+        return notice_version(self.settings)
+
+    def consent_for(self, given_by: str | None) -> ConsentGiven | None:
+        """The consent an enrolment records: None when no one is named, else who gave it
+        and the notice version in force (LibraryError for a bad name)."""
+        if given_by is None:
+            return None
+        return ConsentGiven(clean_who(given_by), self.notice_version())
+
+    def verify_audit(self, expect_head: str | None = None) -> ChainReport:
+        """Walk the audit chain (see :mod:`faceguard.library.audit_chain`)."""
+        with self.library.reading("checking the audit log") as conn:
+            return audit_chain.verify(conn, expect_head=expect_head)
+
+    def export_person(self, person_id: int, out: str | os.PathLike[str], *,
+                      actor: str) -> ExportSummary:
+        """Write everything held about a person to a ZIP file; audited (without the path's
+        folder, which may name the person)."""
+        summary = export_person(self.library, person_id, out)
+        try:
+            self.library.audit(actor, "export_person", {"person_id": person_id,
+                                                        "templates": summary.templates,
+                                                        "events": summary.events})
+        except LibraryError as error:
+            if not self.library.read_only:
+                raise
+            log.warning("the export is not in the audit log: %s", error)
+        return summary
+
         from faceguard.fleet.config import join
 
         config = join(self.data_dir, dsn, name, ca_file=ca_file)

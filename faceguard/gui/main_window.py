@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard.core.context import AppContext
+from faceguard.core.roles import Permission
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.gui.admin import AdminGate, DialogOpener, audit
@@ -66,7 +67,7 @@ class MainWindow(QMainWindow):
         self.demo = demo
         self.opener = opener
         self.realtime = realtime
-        self.admin = AdminGate(ctx, opener=opener)
+        self.admin = AdminGate(ctx, opener=opener, on_change=self._apply_role)
         self.pipeline: KioskPipeline = pipeline_for(ctx)
         ctx.on_person_changed(self._person_changed)
         self._apply_threshold()
@@ -139,12 +140,21 @@ class MainWindow(QMainWindow):
         source_menu.addSeparator()
         source_menu.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
         self.admin_menu = QMenu("&Admin", self)
-        entries: list[tuple[str, Callable[[], object]]] = [
-            ("Enrol a person…", self.open_enrol), ("People…", self.open_people),
-            ("Import a folder of people…", self.open_import), ("Entry log…", self.open_logs),
-            ("Settings…", self.open_settings), ("Change the admin PIN…", self.change_pin)]
-        for text, slot in entries:
-            self.admin_menu.addAction(text, slot)
+        people, logs, settings = Permission.PEOPLE, Permission.LOGS, Permission.SETTINGS
+        entries: list[tuple[str, Callable[[], object], Permission | None]] = [
+            ("Enrol a person…", self.open_enrol, people), ("People…", self.open_people, people),
+            ("Import a folder of people…", self.open_import, people),
+            ("Entry log…", self.open_logs, logs),
+            ("Settings…", self.open_settings, settings), ("Change my PIN…", self.change_pin, None)]
+        self.role_actions: list[tuple[QAction, Permission]] = []
+        for text, slot, permission in entries:
+            action = self.admin_menu.addAction(text, slot)
+            if permission is not None:
+                self.role_actions.append((action, permission))
+        self.admin_menu.addSeparator()
+        self.sign_out_action = self.admin_menu.addAction("Sign out", self.admin.sign_out)
+        self.sign_out_action.setVisible(False)
+        self.admin_menu.aboutToShow.connect(self._apply_role)
         self.menuBar().addMenu(self.admin_menu)
         self.admin_button.setMenu(self.admin_menu)
         view = self.menuBar().addMenu("&View")
@@ -348,15 +358,28 @@ class MainWindow(QMainWindow):
 
     # -- admin -----------------------------------------------------------------------------------
 
+    def _apply_role(self) -> None:
+        """Show only what the signed-in account's role may do (everything while nobody is
+        signed in: each action then asks for an account)."""
+        if not hasattr(self, "role_actions"):  # signed in before the menus were built
+            return
+        account = self.admin.account
+        for action, permission in self.role_actions:
+            action.setVisible(self.admin.allows(permission))
+        self.sign_out_action.setVisible(account is not None)
+        if account is not None:
+            self.sign_out_action.setText(f"Sign out {account.name} ({account.role})")
+        self.admin_button.setText("Admin" if account is None else f"Admin: {account.name}")
+
     def _first_run_pin(self) -> None:
         if not self.admin.has_pin:
             self.admin.set_pin(self, first_run=True)
 
-    def _unlock(self, purpose: str) -> bool:
-        return self.admin.ask(self, purpose)
+    def _unlock(self, purpose: str, permission: Permission | None = None) -> bool:
+        return self.admin.ask(self, purpose, permission)
 
     def open_enrol(self) -> None:
-        if not self._unlock("enrol a person"):
+        if not self._unlock("enrol a person", Permission.PEOPLE):
             return
         dialog = EnrolDialog(self.ctx, self.runner, self, frame_provider=self.current_frame)
         dialog.enrolled.connect(lambda _p: self.refresh_counts())
@@ -364,7 +387,7 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_people(self) -> None:
-        if not self._unlock("manage people"):
+        if not self._unlock("manage people", Permission.PEOPLE):
             return
         dialog = PeopleDialog(self.ctx, self.runner, self, frame_provider=self.current_frame,
                               opener=self.opener)
@@ -373,7 +396,7 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_import(self) -> None:
-        if not self._unlock("import people"):
+        if not self._unlock("import people", Permission.PEOPLE):
             return
         dialog = ImportDialog(self.ctx, self.runner, self)
         dialog.imported.connect(self.refresh_counts)
@@ -381,9 +404,10 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_logs(self) -> None:
-        if not self._unlock("see the entry log"):
+        if not self._unlock("see the entry log", Permission.LOGS):
             return
         dialog = LogsDialog(self.ctx, self)
+        dialog.allow_reports(self.admin.allows(Permission.REPORTS))
         self.logs.append(dialog)
         try:
             self.opener(dialog)
@@ -391,7 +415,7 @@ class MainWindow(QMainWindow):
             self.logs.remove(dialog)
 
     def open_settings(self) -> None:
-        if not self._unlock("change the settings"):
+        if not self._unlock("change the settings", Permission.SETTINGS):
             return
         dialog = SettingsDialog(self.ctx, self)
         self.opener(dialog)
@@ -429,7 +453,7 @@ class MainWindow(QMainWindow):
 
     def leave_kiosk(self) -> bool:
         """Back to a normal window, after the admin PIN."""
-        if not self._unlock("leave kiosk mode"):
+        if not self._unlock("leave kiosk mode", Permission.KIOSK):
             self.kiosk_action.setChecked(True)
             return False
         self.kiosk_mode = False
@@ -444,7 +468,7 @@ class MainWindow(QMainWindow):
             self.leave_kiosk()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.kiosk_mode and not self._unlock("close the kiosk"):
+        if self.kiosk_mode and not self._unlock("close the kiosk", Permission.KIOSK):
             event.ignore()
             return
         self.shutdown()
