@@ -87,7 +87,7 @@ def _print_results(results: Sequence[PhotoResult]) -> None:
 # -- commands ---------------------------------------------------------------------------------
 
 def cmd_enroll(ctx: AppContext, args: argparse.Namespace) -> int:
-    enroller = ctx.enroller(actor="cli")
+    enroller = ctx.enroller(actor="cli", consent=ctx.consent_for(args.consent_by))
     paths = [Path(p) for p in args.images]
     person, results = enroller.enroll_files(
         args.name, paths, employee_id=args.employee_id, department=args.department,
@@ -115,7 +115,7 @@ def cmd_enroll(ctx: AppContext, args: argparse.Namespace) -> int:
 
 
 def cmd_import(ctx: AppContext, args: argparse.Namespace) -> int:
-    enroller = ctx.enroller(actor="cli")
+    enroller = ctx.enroller(actor="cli", consent=ctx.consent_for(args.consent_by))
     progress = Progress(0, "importing")
     summary = enroller.import_folder(Path(args.folder), progress=progress)
     for source, warning in summary.warnings:
@@ -257,6 +257,10 @@ def cmd_people(ctx: AppContext, args: argparse.Namespace) -> int:
         from faceguard.core.privacy_cli import cmd_erase
 
         return cmd_erase(ctx, args)
+    elif args.action == "export":
+        from faceguard.core.privacy_cli import cmd_export
+
+        return cmd_export(ctx, args)
     return EXIT_OK
 
 
@@ -311,7 +315,8 @@ def cmd_log(ctx: AppContext, args: argparse.Namespace) -> int:
 def cmd_bench(ctx: AppContext, args: argparse.Namespace) -> int:
     from faceguard.bench import format_table, run_benchmarks
 
-    report = run_benchmarks(ctx, repeats=args.repeats, sizes=args.sizes)
+    report = run_benchmarks(ctx, repeats=args.repeats, sizes=args.sizes,
+                            sections=args.sections)
     print(json.dumps(report, indent=1) if args.json else format_table(report))
     return EXIT_OK
 
@@ -328,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"faceguard {__version__}")
     parser.add_argument("--data-dir", help="data folder (default: the user data folder; "
                         "or $FACEGUARD_DATA_DIR)")
+    parser.add_argument("--passphrase-file", metavar="FILE",
+                        help="the passphrase of an encrypted library (first line of FILE; "
+                        "default: $FACEGUARD_PASSPHRASE)")
     parser.add_argument("--min-face", type=int, metavar="PX",
                         help="minimum face size in pixels for detection (default from settings)")
     parser.add_argument("--demo", action="store_true",
@@ -354,10 +362,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", help="why a conflict was resolved this way (kept in the audit)")
     p.add_argument("--accept-mismatch", action="store_true",
                    help="with --add: keep photos that do not look like the person's others")
+    p.add_argument("--consent-by", metavar="NAME",
+                   help="who gave consent to this enrolment (recorded with the notice "
+                   "version; required when the setting consent.required is on)")
     p.set_defaults(func=cmd_enroll)
 
     p = commands.add_parser("import", help="enrol a folder of people (one subfolder each)")
     p.add_argument("folder")
+    p.add_argument("--consent-by", metavar="NAME",
+                   help="who collected the consent of every person in the folder (recorded "
+                   "for each new person; required when consent.required is on)")
     p.set_defaults(func=cmd_import)
 
     p = commands.add_parser("identify", help="identify the faces in images")
@@ -396,6 +410,12 @@ def build_parser() -> argparse.ArgumentParser:
     a = actions.add_parser("erase", help="erase a person for good: templates and face images "
                            "deleted and overwritten, past events pseudonymised")
     a.add_argument("name")
+    a = actions.add_parser("export", help="write everything held about a person to a ZIP "
+                           "file (record, consent, templates, crops, events, audit entries; "
+                           "README.txt inside explains the format)")
+    a.add_argument("name")
+    a.add_argument("--out", required=True, metavar="FILE.zip")
+    a.set_defaults(reads_only=True)
     p.set_defaults(func=cmd_people)
 
     p = commands.add_parser("log", help="show or export the entry log")
@@ -416,6 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000],
                    help="library sizes for the matching benchmark")
+    p.add_argument("--sections", nargs="+", metavar="NAME",
+                   default=["stages", "frame", "tracking", "idle", "peak", "cold_start",
+                            "memory"],
+                   help="what to measure: stages (detect, align, embed, match), frame "
+                   "(whole frame with and without tracking, face_recognition's stack), "
+                   "tracking (accuracy on the demo), idle, peak, cold_start, memory")
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("soak", help="run the kiosk window on the demo for N minutes and "
@@ -454,8 +480,10 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
     """
     for module_name in ("faceguard.kiosk.cli", "faceguard.core.library_cli",
                         "faceguard.core.config_cli", "faceguard.core.privacy_cli",
+                        "faceguard.core.security_cli",
                         "faceguard.core.door_cli",
                         "faceguard.core.fleet_cli",
+                        "faceguard.core.model_cli",
                         OPTIONAL_COMMANDS):
         try:
             module = importlib.import_module(module_name)
@@ -504,7 +532,8 @@ def main(argv: Sequence[str] | None = None, open_gui: GuiOpener | None = None) -
     args = parser.parse_args(argv)
     try:
         ctx = AppContext(args.data_dir, min_face=args.min_face,
-                         create=not getattr(args, "reads_only", False))
+                         create=not getattr(args, "reads_only", False),
+                         passphrase_file=args.passphrase_file)
     except FaceGuardError as error:
         _err(str(error))
         return EXIT_ERROR

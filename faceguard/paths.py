@@ -42,3 +42,39 @@ def train_cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".cache" / "faceguard-train"
+
+
+# The data folder holds biometric data: private to the user on POSIX (0700, files 0600).
+# Windows keeps its per-user ACLs on %LOCALAPPDATA%; the modes below are not applied there.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) with the folder itself private to the user.
+
+    A folder that already exists is tightened to 0700 when it is this user's and others may
+    read it. Raises OSError when it cannot be created.
+    """
+    existed = path.is_dir()
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    if os.name == "posix":
+        info = path.stat()
+        if (not existed or info.st_uid == os.getuid()) and info.st_mode & 0o077:
+            os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def make_private_file(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 if missing; tighten this user's file to 0600.
+
+    SQLite gives a database's ``-wal`` and ``-shm`` files the database file's mode, so
+    creating the library file this way keeps them private too.
+    """
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, PRIVATE_FILE_MODE)
+        os.close(fd)
+    if os.name == "posix":
+        info = path.stat()
+        if info.st_uid == os.getuid() and info.st_mode & 0o077:
+            os.chmod(path, PRIVATE_FILE_MODE)

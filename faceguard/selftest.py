@@ -84,7 +84,8 @@ def run_self_test(base: AppContext) -> int:
             return f"1 face, {vector.shape[0]}-d unit embedding"
 
         def database() -> str:
-            enroller = ctx.enroller(actor="self-test")
+            enroller = ctx.enroller(actor="self-test",
+                                    consent=ctx.consent_for("self-test (a demo photo)"))
             person, results_ = enroller.enroll_files("Self Test", [portrait])
             assert person is not None, results_[0].reason
             image = state["image"]

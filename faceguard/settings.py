@@ -22,6 +22,7 @@ from typing import Any
 
 from faceguard.errors import FaceGuardError
 from faceguard.paths import data_dir as default_data_dir
+from faceguard.paths import make_private_dir
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,15 @@ class Settings:
     retention_contact: str = setting(
         "the site administrator", lambda v: _check_str(v, max_len=256), "retention.contact",
         "Who people ask about their data (printed on the retention notice).")
+    consent_required: str = setting(
+        "auto", lambda v: _check_choice(v, ("auto", "on", "off")), "consent.required",
+        "on: a new person is enrolled only with a consent record (who gave it, for which "
+        "notice); off: not needed; auto: on for libraries created since consent records "
+        "exist, off for older ones.")
+    admin_session_s: int = setting(
+        120, lambda v: _check_int(v, 0, 3600), "admin.session_s",
+        "Seconds an admin account stays signed in to the window after its last action "
+        "(0: the PIN is asked for every action).")
     fleet_interval_s: float = setting(
         30.0, lambda v: _check_float(v, 1.0, 3600.0), "fleet.interval_s",
         "Fleet: seconds between full sync rounds (local entries go up within about a second, "
@@ -546,7 +556,8 @@ def save_settings(settings: Settings, data_dir: str | os.PathLike[str] | None = 
     text = json.dumps(settings.to_dict(), indent=2, sort_keys=True) + "\n"
     tmp_name: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            make_private_dir(path.parent)
         fd, tmp_name = tempfile.mkstemp(prefix=".settings-", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -93,12 +93,16 @@ def test_embedder_env(test_embedder_file: tuple[Path, str],
 
 
 def make_data_dir(parent: Path, **settings: object) -> Path:
-    """A fresh data folder whose settings use the test embedder's operating point."""
+    """A fresh data folder whose settings use the test embedder's operating point.
+
+    Consent records are not required there (``consent.required off``) unless a test asks:
+    a new library requires them by default (tests/test_consent_export.py tests that)."""
     from faceguard.settings import Settings, save_settings
 
     folder = parent / "data"
     folder.mkdir()
-    values: dict = {"match_threshold": TEST_THRESHOLD, "match_margin": 0.02, **settings}
+    values: dict = {"match_threshold": TEST_THRESHOLD, "match_margin": 0.02,
+                    "consent_required": "off", **settings}
     save_settings(Settings(**values), folder)
     return folder
 

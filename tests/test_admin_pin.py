@@ -29,6 +29,7 @@ from faceguard.core.pin import (
     pin_problem,
     verify_pin,
 )
+from faceguard.library.accounts import Account, find_account
 from faceguard.library.database import MIGRATION_NAMES, MIGRATIONS, FaceLibrary
 from faceguard.settings import Settings, load_settings, save_settings, settings_path
 
@@ -68,6 +69,13 @@ def test_one_try_costs_a_noticeable_fraction_of_a_second() -> None:
     assert time.perf_counter() - start > 0.1  # the old cost took ~60 ms here
 
 
+def _admin(library: FaceLibrary) -> Account:
+    """The administrator account ``admin`` (the single PIN of before is that account)."""
+    account = find_account(library, "admin")
+    assert account is not None
+    return account
+
+
 def _library(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     return folder / "faceguard.db"
@@ -91,7 +99,7 @@ def test_lock_out_survives_a_restart(tmp_path: Path) -> None:
         assert gate.attempt("583020").locked  # the right PIN is not even checked
         now[0] += 41
         assert gate.attempt("583020").ok
-        assert library.admin_state().failures == 0
+        assert _admin(library).failures == 0
 
 
 def test_a_clock_set_back_does_not_lengthen_the_lock(tmp_path: Path) -> None:
@@ -115,7 +123,7 @@ def test_a_pin_in_settings_json_moves_into_the_library_once(tmp_path: Path) -> N
     save_settings(Settings(pin_hash=legacy, kiosk_name="Front door"), folder)
     ctx = AppContext(folder)
     gate = pin_gate(ctx)
-    assert gate.has_pin and ctx.library.admin_state().pin_hash == legacy
+    assert gate.has_pin and _admin(ctx.library).pin_hash == legacy
     assert load_settings(folder).pin_hash is None
     assert load_settings(folder).kiosk_name == "Front door"
     assert ctx.library.list_audit(limit=1)[0].action == "pin_moved_to_library"
@@ -184,7 +192,7 @@ def test_reset_pin_command_sets_a_new_pin_lifts_the_lock_and_is_audited(
     monkeypatch.setattr("sys.stdin", io.StringIO("731904\n"))
     assert main(["--data-dir", str(folder), "admin", "reset-pin", "--pin-stdin"]) == EXIT_OK
     with FaceLibrary.open(folder / "faceguard.db") as library:
-        state = library.admin_state()
+        state = _admin(library)
         assert state.failures == 0 and state.locked_until is None
         assert verify_pin("731904", state.pin_hash or "")
         entry = library.list_audit(limit=1)[0]

@@ -39,6 +39,7 @@ from faceguard.gui.worker import LiveWorker, to_qimage, to_rgb_array
 from faceguard.kiosk.demo import write_demo_video
 from faceguard.kiosk.pipeline import FrameResult, pipeline_for
 from faceguard.kiosk.sources import SourceSpec
+from faceguard.library.accounts import find_account
 from faceguard.library.export import EVENT_COLUMNS
 from faceguard.settings import load_settings
 from tests.conftest import TEST_THRESHOLD, make_data_dir
@@ -343,7 +344,8 @@ def test_first_run_sets_a_salted_scrypt_pin(qtbot, ctx: AppContext) -> None:  # 
     gate = AdminGate(ctx, opener=fill)
     assert not gate.has_pin
     assert gate.ask(None, "open the settings")
-    stored = ctx.library.admin_state().pin_hash  # in the library, not in settings.json
+    account = find_account(ctx.library, "admin")  # in the library, not in settings.json
+    stored = account.pin_hash if account is not None else None
     assert stored is not None and stored.startswith("scrypt$65536$") and "482913" not in stored
     assert load_settings(ctx.data_dir).pin_hash is None
     assert ctx.library.list_audit(limit=1)[0].action == "set_pin"
@@ -386,9 +388,10 @@ def test_pin_lock_out_after_five_wrong_tries(qtbot, ctx: AppContext) -> None:  #
     assert not gate.ask(None, "open the logs")
     now[0] += ctx.settings.admin_lock_s
     assert gate.ask(None, "open the logs")
-    assert ctx.library.admin_state().failures == 0
+    account = find_account(ctx.library, "admin")
+    assert account is not None and account.failures == 0
     # The successful try re-hashed the cheap test hash with the current cost.
-    assert (ctx.library.admin_state().pin_hash or "").startswith("scrypt$65536$")
+    assert account.pin_hash.startswith("scrypt$65536$")
     restarted.close()
     actions = [entry.action for entry in reversed(ctx.library.list_audit())]
     assert actions.count("admin_pin_wrong") == 4
@@ -400,7 +403,7 @@ def test_a_protected_library_without_its_pin_shows_recovery_not_first_run(
     from PySide6.QtWidgets import QMessageBox
 
     AdminGate(ctx).store_hash(hash_pin("258013", n=2**10))
-    ctx.library.db.conn.execute("UPDATE admin SET pin_hash = NULL")  # the credential is lost
+    ctx.library.db.conn.execute("DELETE FROM admin_accounts")  # the credential is lost
     ctx.library.db.conn.commit()
     shown: list[QDialog] = []
 

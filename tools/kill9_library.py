@@ -32,6 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "resources" / "demo"
 OPERATIONS = ("enroll", "import", "kiosk")
+CONSENT = "kill -9 test"  # a new library requires a consent record before enrolment
 
 
 @dataclass
@@ -72,9 +73,11 @@ def command_for(operation: str, data_dir: Path, work: Path, index: int) -> list[
     if operation == "enroll":
         photo = DEMO / random.choice(["astronaut.png", "grace_hopper.jpg"])
         return faceguard(data_dir, "enroll", f"Person {index}", str(photo),
-                         "--if-lookalike", "force", "--reason", "kill -9 test")
+                         "--if-lookalike", "force", "--reason", "kill -9 test",
+                         "--consent-by", CONSENT)
     if operation == "import":
-        return faceguard(data_dir, "import", str(make_import_folder(work, index)))
+        return faceguard(data_dir, "import", str(make_import_folder(work, index)),
+                         "--consent-by", CONSENT)
     return faceguard(data_dir, "run", "--headless", "--source", "demo", "--realtime", "--loop")
 
 
@@ -128,7 +131,8 @@ def run(tries: int, seed: int, max_delay_s: float, keep: Path | None) -> Report:
     library_file = data_dir / "faceguard.db"
     report = Report()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    seed_command = faceguard(data_dir, "enroll", "Seed Person", str(DEMO / "astronaut.png"))
+    seed_command = faceguard(data_dir, "enroll", "Seed Person", str(DEMO / "astronaut.png"),
+                             "--consent-by", CONSENT)
     seeded = subprocess.run(seed_command, capture_output=True, text=True, cwd=REPO, env=env,
                             timeout=300)
     if seeded.returncode != 0:

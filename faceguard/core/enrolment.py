@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from faceguard.errors import FaceGuardError
+from faceguard.library.consent import record_consent
 from faceguard.library.database import FaceLibrary, Person, name_key
 from faceguard.library.matcher import Matcher
 from faceguard.vision.engine import FaceEngine, FaceObservation
@@ -141,18 +142,41 @@ class _Planned:
     audit: dict[str, object] | None = None
 
 
+@dataclass(frozen=True)
+class ConsentGiven:
+    """The consent collected before enrolling a new person: who gave it, for which notice."""
+
+    given_by: str
+    notice_version: str
+
+
 class Enroller:
-    """Adds people and their photos to the library, keeping the matcher in sync."""
+    """Adds people and their photos to the library, keeping the matcher in sync.
+
+    With ``consent_required`` a new person is only created with a ``consent`` (recorded in
+    the same transaction as the person); adding photos to someone enrolled needs none.
+    """
 
     def __init__(self, engine: FaceEngine, library: FaceLibrary, matcher: Matcher,
                  min_face: int, actor: str = "admin", *,
-                 on_person_removed: Callable[[int], None] | None = None) -> None:
+                 on_person_removed: Callable[[int], None] | None = None,
+                 consent: ConsentGiven | None = None, consent_required: bool = False) -> None:
         self.engine = engine
         self.library = library
         self.matcher = matcher
         self.min_face = min_face
         self.actor = actor
         self.on_person_removed = on_person_removed  # a look-alike "replace" removed someone
+        self.consent = consent
+        self.consent_required = consent_required
+
+    def check_consent(self, name: str) -> None:
+        """Refuse (EnrolmentRefused) a new person without consent where it is required."""
+        if self.consent_required and self.consent is None:
+            raise EnrolmentRefused(
+                f"this site requires consent before enrolment: record who gave it for "
+                f"{name} (enroll --consent-by NAME, or the dialog's consent box), or change "
+                "the setting consent.required")
 
     def check_file(self, path: Path) -> PhotoCheck:
         """Load and check one photo file (unreadable files become a rejection reason)."""
@@ -284,6 +308,8 @@ class Enroller:
             raise EnrolmentRefused(
                 f"{existing.name} is enrolled with {have}, not {employee_id!r}; is this "
                 "someone else? Give a different name, or leave out the employee id")
+        if existing is None:
+            self.check_consent(name)  # before the slow photo checks
         return existing
 
     def _skip_known_files(self, target: Person | None, checks: list[PhotoCheck],
@@ -376,8 +402,12 @@ class Enroller:
                                    {"removed_id": other.id, "removed_name": other.name,
                                     "by_name": name, "reason": reason})
             if person is None and any(p.for_person is None for p in planned):
+                self.check_consent(name)
                 person = self.library.add_person(name, employee_id, department,
                                                  actor=self.actor)
+                if self.consent is not None:
+                    record_consent(self.library, person.id, self.consent.given_by,
+                                   self.consent.notice_version, actor=self.actor)
             for plan in planned:
                 owner = plan.for_person or person
                 assert owner is not None and plan.check.observation is not None

@@ -7,6 +7,7 @@ the settings is HTML-escaped.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 from html import escape
 
@@ -87,3 +88,14 @@ replaces your name in the entry log by a pseudonym.</p>
 </body>
 </html>
 """
+
+
+_VERSION_DAY = date(2000, 1, 1)  # the issue date is left out of the version
+
+
+def notice_version(settings: Settings) -> str:
+    """A short fingerprint of the notice's wording and values (12 hex digits of SHA-256):
+    it changes when a setting shown on the notice changes, so each consent record says which
+    notice the person was shown."""
+    page = retention_notice_html(settings, today=_VERSION_DAY)
+    return hashlib.sha256(page.encode("utf-8")).hexdigest()[:12]

@@ -3,6 +3,8 @@
 - ``purge [--dry-run]`` applies the ``retention.*`` settings now (the kiosk does it daily):
   old events, old unknown-face crops and old audit entries, audited with the counts.
 - ``notice [--out FILE.html]`` writes the printable retention notice for the wall.
+- ``people export NAME --out FILE.zip`` writes everything held about a person
+  (:mod:`faceguard.library.person_export`).
 - ``people erase NAME`` (wired into ``people`` by :mod:`faceguard.cli`) erases a person so
   that their face data is gone from the library file; refused while a kiosk runs on the data
   folder (its memory still holds the person's templates).
@@ -101,6 +103,23 @@ def cmd_erase(ctx: AppContext, args: argparse.Namespace) -> int:
     if ctx.library.path is not None and list_backups(ctx.library.path):
         _err(f"warning: backups made before now in {ctx.library.path.parent / 'backups'} "
              "still hold this person's data")
+    return EXIT_OK
+
+
+def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
+    """``people export NAME --out FILE.zip``: everything held about a person (audited)."""
+    person = ctx.library.find_person_by_name(args.name, include_inactive=True)
+    if person is None:
+        raise FaceGuardError(f"no person named {args.name!r}")
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() != ".zip":
+        raise FaceGuardError("--out must name a .zip file")
+    summary = ctx.export_person(person.id, out, actor="cli")
+    consent = "with" if summary.has_consent else "no"
+    print(f"wrote {out}: {person.name}, {plural(summary.templates, 'face template')}, "
+          f"{plural(summary.events, 'event')} ({summary.event_crops} with a face crop), "
+          f"{plural(summary.audit_entries, 'audit entry', 'audit entries')}, {consent} "
+          "consent record")
     return EXIT_OK
 
 

@@ -44,7 +44,6 @@ from faceguard.core.enrolment import (
 )
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
-from faceguard.gui.admin import ACTOR
 from faceguard.gui.tasks import Runner, Task, Worker
 from faceguard.gui.worker import to_qimage
 from faceguard.library.database import Person
@@ -102,7 +101,7 @@ class EnrolDialog(QDialog):
         self.ctx = ctx
         self.runner = runner
         self.frame_provider = frame_provider
-        self.enroller = ctx.enroller(actor=ACTOR)
+        self.enroller = ctx.enroller(actor=ctx.actor)
         self.rows: list[PhotoRow] = []
         self.person: Person | None = person
         self.busy = 0
@@ -137,6 +136,20 @@ class EnrolDialog(QDialog):
         form.addRow("If a face matches someone else", self.lookalike)
         form.addRow("Reason", self.reason)
         form.addRow("", self.accept_mismatch)
+        self.consent_required = ctx.consent_required()
+        version = ctx.notice_version()
+        self.consent = QCheckBox(f"The person has consented to enrolment (retention notice "
+                                 f"{version})" + (" — required here" if self.consent_required
+                                                  else ""))
+        self.consent_by = QLineEdit()
+        self.consent_by.setPlaceholderText("Who gave consent (the person, or the name on the "
+                                           "signed form)")
+        self.consent.toggled.connect(self.consent_by.setEnabled)
+        self.consent_by.setEnabled(False)
+        form.addRow("Consent", self.consent)
+        form.addRow("Given by", self.consent_by)
+        for widget in (self.consent, self.consent_by):
+            form.setRowVisible(widget, person is None)
         self._show_resolution(lookalike=False, mismatch=False)
 
         self.add_files_button = QPushButton("Add photos…")
@@ -308,6 +321,8 @@ class EnrolDialog(QDialog):
         department = self.department.text().strip() or None
         enroller = self.enroller
         mode = self.mode
+        if mode is EnrolMode.NEW and not self._take_consent():
+            return
         lookalike = LookAlike(self.lookalike.currentData())
         reason = self.reason.text().strip() or None
         accept_mismatch = self.accept_mismatch.isChecked()
@@ -316,6 +331,26 @@ class EnrolDialog(QDialog):
                                               lookalike=lookalike, reason=reason,
                                               accept_mismatch=accept_mismatch))
         self._run(task, self._enrolled, f"Enrolling {len(checks)} photos of {name}…")
+
+    def _take_consent(self) -> bool:
+        """Hand the consent box's record to the enroller; False (with the reason shown)
+        when it is required and missing, or names no one."""
+        if not self.consent.isChecked():
+            if self.consent_required:
+                self.status.setText("This site requires the person's consent before "
+                                    "enrolment: tick the consent box and say who gave it.")
+                theme.set_role(self.status, "error")
+                return False
+            self.enroller.consent = None
+            return True
+        try:
+            self.enroller.consent = self.ctx.consent_for(self.consent_by.text())
+        except FaceGuardError as error:
+            self.status.setText(f"{str(error)[0].upper()}{str(error)[1:]}.")
+            theme.set_role(self.status, "error")
+            self.consent_by.setFocus()
+            return False
+        return True
 
     def _enrolled(self, outcome: object) -> None:
         assert isinstance(outcome, tuple)
@@ -533,7 +568,7 @@ class ImportDialog(QDialog):
         except FaceGuardError as error:
             self.status.setText(f"{error}.")
             return
-        enroller = self.ctx.enroller(actor=ACTOR)
+        enroller = self.ctx.enroller(actor=self.ctx.actor)
         worker = ImportWorker(enroller, folder)
         worker.progress.connect(self._progress)
         worker.photo.connect(self._photo)

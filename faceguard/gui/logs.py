@@ -323,6 +323,13 @@ class LogsDialog(QDialog):
         self.newer.setEnabled(model.page > 0)
         self.older.setEnabled(model.page + 1 < model.pages)
 
+    def allow_reports(self, allowed: bool) -> None:
+        """Show or hide the attendance report and the CSV exports (a viewer account sees
+        the entry log only)."""
+        self.export_events_button.setVisible(allowed)
+        self.export_attendance_button.setVisible(allowed)
+        self.tabs.setTabVisible(1, allowed)
+
     # -- export --------------------------------------------------------------------------------
 
     def choose_events_csv(self) -> None:

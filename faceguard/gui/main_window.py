@@ -28,16 +28,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceguard.core.access_admin import AccessAdmin
 from faceguard.core.context import AppContext
-from faceguard.core.roles import Permission
+from faceguard.core.door import DoorResult
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.gui.admin import AdminGate, DialogOpener, audit
+from faceguard.gui.door_panel import DoorSettingsDialog, DoorStatusBridge, DoorStatusLabel
 from faceguard.gui.enrol import EnrolDialog, ImportDialog
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.people import PeopleDialog
-from faceguard.gui.settings_dialog import SettingsDialog
+from faceguard.gui.rules_editor import RulesDialog
+from faceguard.gui.settings_dialog import SettingsDialog, calibrated_threshold
 from faceguard.gui.tasks import Runner, Task
 from faceguard.gui.worker import LiveWorker, to_rgb_array
 from faceguard.kiosk.decisions import DecisionPolicy, KioskEvent
@@ -67,7 +70,7 @@ class MainWindow(QMainWindow):
         self.demo = demo
         self.opener = opener
         self.realtime = realtime
-        self.admin = AdminGate(ctx, opener=opener, on_change=self._apply_role)
+        self.admin = AdminGate(ctx, opener=opener)
         self.pipeline: KioskPipeline = pipeline_for(ctx)
         ctx.on_person_changed(self._person_changed)
         self._apply_threshold()
@@ -94,6 +97,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self._build_menus()
         self._build_status_bar()
+        self._watch_door()
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape_pressed)
         QShortcut(QKeySequence(Qt.Key.Key_F11), self, self.toggle_kiosk)
         self._clock = QTimer(self)
@@ -140,21 +144,14 @@ class MainWindow(QMainWindow):
         source_menu.addSeparator()
         source_menu.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
         self.admin_menu = QMenu("&Admin", self)
-        people, logs, settings = Permission.PEOPLE, Permission.LOGS, Permission.SETTINGS
-        entries: list[tuple[str, Callable[[], object], Permission | None]] = [
-            ("Enrol a person…", self.open_enrol, people), ("People…", self.open_people, people),
-            ("Import a folder of people…", self.open_import, people),
-            ("Entry log…", self.open_logs, logs),
-            ("Settings…", self.open_settings, settings), ("Change my PIN…", self.change_pin, None)]
-        self.role_actions: list[tuple[QAction, Permission]] = []
-        for text, slot, permission in entries:
-            action = self.admin_menu.addAction(text, slot)
-            if permission is not None:
-                self.role_actions.append((action, permission))
-        self.admin_menu.addSeparator()
-        self.sign_out_action = self.admin_menu.addAction("Sign out", self.admin.sign_out)
-        self.sign_out_action.setVisible(False)
-        self.admin_menu.aboutToShow.connect(self._apply_role)
+        entries: list[tuple[str, Callable[[], object]]] = [
+            ("Enrol a person…", self.open_enrol), ("People…", self.open_people),
+            ("Import a folder of people…", self.open_import), ("Entry log…", self.open_logs),
+            ("Access rules…", self.open_rules), ("Door…", self.open_door_settings),
+            ("Open the door", self.open_door),
+            ("Settings…", self.open_settings), ("Change the admin PIN…", self.change_pin)]
+        for text, slot in entries:
+            self.admin_menu.addAction(text, slot)
         self.menuBar().addMenu(self.admin_menu)
         self.admin_button.setMenu(self.admin_menu)
         view = self.menuBar().addMenu("&View")
@@ -168,12 +165,21 @@ class MainWindow(QMainWindow):
         self.latency_label = QLabel("pipeline — ms")
         self.people_label = QLabel("— people")
         self.db_label = QLabel("")
+        self.door_label = DoorStatusLabel()
+        self.door_bridge = DoorStatusBridge(self)
+        self.door_bridge.changed.connect(self.door_label.show_status)
         bar = self.statusBar()
         bar.setSizeGripEnabled(False)
         for label in (self.source_label, self.fps_label, self.latency_label,
                       self.people_label):
             bar.addWidget(label)
+        bar.addPermanentWidget(self.door_label)
         bar.addPermanentWidget(self.db_label)
+
+    def _watch_door(self) -> None:
+        """The status bar follows this pipeline's door (lock state and alarms)."""
+        if self.pipeline.gate is not None:
+            self.door_bridge.watch(self.pipeline.gate)
 
     def _update_header(self) -> None:
         self.kiosk_label.setText(self.ctx.settings.kiosk_name)
@@ -336,6 +342,7 @@ class MainWindow(QMainWindow):
         self.admin.set_context(ctx)
         self.pipeline.close()
         self.pipeline = pipeline_for(ctx)
+        self._watch_door()
         ctx.on_person_changed(self._person_changed)
         self._apply_threshold()
         self._update_header()
@@ -348,8 +355,10 @@ class MainWindow(QMainWindow):
 
     def _apply_threshold(self) -> None:
         settings = self.ctx.settings
-        point = self.ctx.operating_point
-        self.ctx.matcher.threshold, self.ctx.matcher.margin = point.threshold, point.margin
+        threshold = settings.match_threshold
+        if threshold is None:
+            threshold = calibrated_threshold(self.ctx)
+        self.ctx.matcher.threshold = float(threshold)
         try:
             self.pipeline.set_policy(DecisionPolicy.from_settings(settings))
         except FaceGuardError as error:  # enforce with a missing liveness model
@@ -358,28 +367,15 @@ class MainWindow(QMainWindow):
 
     # -- admin -----------------------------------------------------------------------------------
 
-    def _apply_role(self) -> None:
-        """Show only what the signed-in account's role may do (everything while nobody is
-        signed in: each action then asks for an account)."""
-        if not hasattr(self, "role_actions"):  # signed in before the menus were built
-            return
-        account = self.admin.account
-        for action, permission in self.role_actions:
-            action.setVisible(self.admin.allows(permission))
-        self.sign_out_action.setVisible(account is not None)
-        if account is not None:
-            self.sign_out_action.setText(f"Sign out {account.name} ({account.role})")
-        self.admin_button.setText("Admin" if account is None else f"Admin: {account.name}")
-
     def _first_run_pin(self) -> None:
         if not self.admin.has_pin:
             self.admin.set_pin(self, first_run=True)
 
-    def _unlock(self, purpose: str, permission: Permission | None = None) -> bool:
-        return self.admin.ask(self, purpose, permission)
+    def _unlock(self, purpose: str) -> bool:
+        return self.admin.ask(self, purpose)
 
     def open_enrol(self) -> None:
-        if not self._unlock("enrol a person", Permission.PEOPLE):
+        if not self._unlock("enrol a person"):
             return
         dialog = EnrolDialog(self.ctx, self.runner, self, frame_provider=self.current_frame)
         dialog.enrolled.connect(lambda _p: self.refresh_counts())
@@ -387,7 +383,7 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_people(self) -> None:
-        if not self._unlock("manage people", Permission.PEOPLE):
+        if not self._unlock("manage people"):
             return
         dialog = PeopleDialog(self.ctx, self.runner, self, frame_provider=self.current_frame,
                               opener=self.opener)
@@ -396,7 +392,7 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_import(self) -> None:
-        if not self._unlock("import people", Permission.PEOPLE):
+        if not self._unlock("import people"):
             return
         dialog = ImportDialog(self.ctx, self.runner, self)
         dialog.imported.connect(self.refresh_counts)
@@ -404,10 +400,9 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_logs(self) -> None:
-        if not self._unlock("see the entry log", Permission.LOGS):
+        if not self._unlock("see the entry log"):
             return
         dialog = LogsDialog(self.ctx, self)
-        dialog.allow_reports(self.admin.allows(Permission.REPORTS))
         self.logs.append(dialog)
         try:
             self.opener(dialog)
@@ -415,13 +410,18 @@ class MainWindow(QMainWindow):
             self.logs.remove(dialog)
 
     def open_settings(self) -> None:
-        if not self._unlock("change the settings", Permission.SETTINGS):
+        if not self._unlock("change the settings"):
             return
         dialog = SettingsDialog(self.ctx, self)
         self.opener(dialog)
         if dialog.saved is None:
             return
         old_source = self.spec
+        if self.pipeline.gate is not None:
+            try:
+                self.pipeline.gate.reconfigure(dialog.saved)  # the kiosk name is the door's
+            except FaceGuardError as error:
+                self.show_error("Door", str(error))
         self._apply_threshold()
         self._update_header()
         try:
@@ -430,6 +430,38 @@ class MainWindow(QMainWindow):
             return
         if spec != old_source:
             self.start_source(spec)
+
+    def open_rules(self) -> None:
+        """The access rules editor; the kiosk reads the rules again after each change."""
+        if not self._unlock("change the access rules"):
+            return
+        admin = AccessAdmin(self.ctx, actor="admin")
+        if self.pipeline.gate is not None:
+            admin.on_changed(self.pipeline.gate.reload)
+        self.opener(RulesDialog(admin, self))
+
+    def open_door_settings(self) -> None:
+        """The door settings with "Test door"."""
+        if not self._unlock("change the door settings") or self.pipeline.gate is None:
+            return
+        self.opener(DoorSettingsDialog(self.ctx, self.pipeline.gate, self.runner, self))
+
+    def open_door(self) -> None:
+        """The admin's manual "Open door": behind the PIN, audited, in a worker."""
+        gate = self.pipeline.gate
+        if gate is None or not self._unlock("open the door"):
+            return
+        task = Task(lambda _task: gate.manual_open("admin"))
+        task.on_done(self._door_opened)
+        task.failed.connect(partial(self.show_error, "Door"))
+        self.runner.start(task)
+
+    def _door_opened(self, result: object) -> None:
+        assert isinstance(result, DoorResult)
+        if result.done or result.queued:
+            self.statusBar().showMessage("Door opened by the admin (audited)", 10_000)
+        else:
+            self.show_error("Door", f"The door did not open: {result.message}")
 
     def change_pin(self) -> None:
         if not self._unlock("change the admin PIN"):
@@ -453,7 +485,7 @@ class MainWindow(QMainWindow):
 
     def leave_kiosk(self) -> bool:
         """Back to a normal window, after the admin PIN."""
-        if not self._unlock("leave kiosk mode", Permission.KIOSK):
+        if not self._unlock("leave kiosk mode"):
             self.kiosk_action.setChecked(True)
             return False
         self.kiosk_mode = False
@@ -468,7 +500,7 @@ class MainWindow(QMainWindow):
             self.leave_kiosk()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.kiosk_mode and not self._unlock("close the kiosk", Permission.KIOSK):
+        if self.kiosk_mode and not self._unlock("close the kiosk"):
             event.ignore()
             return
         self.shutdown()

@@ -27,7 +27,6 @@ from PySide6.QtWidgets import (
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
-from faceguard.gui.admin import ACTOR
 from faceguard.gui.enrol import EnrolDialog, FrameProvider, ImportDialog
 from faceguard.gui.tasks import Runner
 from faceguard.library.database import Person
@@ -192,7 +191,7 @@ class PeopleDialog(QDialog):
         try:
             self.ctx.update_person(person.id, name=name,
                                    employee_id=employee_id.strip() or None,
-                                   department=department.strip() or None, actor=ACTOR)
+                                   department=department.strip() or None, actor=self.ctx.actor)
         except FaceGuardError as error:
             self.status.setText(str(error))
             theme.set_role(self.status, "error")
@@ -215,7 +214,7 @@ class PeopleDialog(QDialog):
     def remove_person(self, person: Person, *, forget_crops: bool = False) -> None:
         """Delete a person and their templates, and drop them from live matching."""
         try:
-            self.ctx.remove_person(person.id, forget_event_crops=forget_crops, actor=ACTOR)
+            self.ctx.remove_person(person.id, forget_event_crops=forget_crops, actor=self.ctx.actor)
         except FaceGuardError as error:
             self.status.setText(str(error))
             theme.set_role(self.status, "error")

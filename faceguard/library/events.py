@@ -44,11 +44,22 @@ class EventStore(PeopleStore):
             snapshot = None
             if person_id is not None:
                 snapshot = self._person_or_raise(person_id).name
-            event_id = self._insert(
-                "INSERT INTO events (timestamp, kiosk_id, person_id, person_name, similarity,"
-                " decision, crop_jpeg, liveness) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (stamp, kiosk_id, person_id, snapshot, sim, decision, crop, live),
-            )
+            if crop is not None and self.encrypted():  # the sealed crop is bound to its id
+                new_id = self._next_id("events")
+                sealed, seal = self._seal("events", "crop_jpeg", new_id, crop)
+                event_id = self._insert(
+                    "INSERT INTO events (id, timestamp, kiosk_id, person_id, person_name, "
+                    "similarity, decision, crop_jpeg, liveness, crop_seal) VALUES (?, ?, ?, ?, "
+                    "?, ?, ?, ?, ?, ?)",
+                    (new_id, stamp, kiosk_id, person_id, snapshot, sim, decision, sealed, live,
+                     seal),
+                )
+            else:
+                event_id = self._insert(
+                    "INSERT INTO events (timestamp, kiosk_id, person_id, person_name, "
+                    "similarity, decision, crop_jpeg, liveness) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (stamp, kiosk_id, person_id, snapshot, sim, decision, crop, live),
+                )
         return Event(
             id=event_id,
             timestamp=from_db_time(stamp),
@@ -111,18 +122,19 @@ class EventStore(PeopleStore):
         name (or, for removed people, the name stored with the event).
         """
         where, params = self._event_filter(start, end, person, decision, kiosk_id)
-        crop = "e.crop_jpeg" if with_crops else "NULL"
+        crop = "e.crop_jpeg, e.crop_seal" if with_crops else "NULL, NULL"
         direction = "DESC" if newest_first else "ASC"
         sql = (
             "SELECT e.id, e.timestamp, e.kiosk_id, e.person_id, "
             "COALESCE(p.name, e.person_name), e.similarity, e.decision, "
-            f"e.crop_jpeg IS NOT NULL, {crop}, e.liveness "
+            f"e.crop_jpeg IS NOT NULL, e.liveness, {crop} "
             f"FROM events e LEFT JOIN people p ON p.id = e.person_id{where} "
             f"ORDER BY e.timestamp {direction}, e.id {direction} LIMIT ? OFFSET ?"
         )
         params += [-1 if limit is None else int(limit), int(offset)]
         with self._read("reading events"):
             rows = self._conn.execute(sql, params).fetchall()
+            crops = [self._unseal("events", "crop_jpeg", r[0], r[9], r[10]) for r in rows]
         return [
             Event(
                 id=r[0],
@@ -133,10 +145,10 @@ class EventStore(PeopleStore):
                 similarity=r[5],
                 decision=r[6],
                 has_crop=bool(r[7]),
-                crop_jpeg=None if r[8] is None else bytes(r[8]),
-                liveness=r[9],
+                crop_jpeg=opened,
+                liveness=r[8],
             )
-            for r in rows
+            for r, opened in zip(rows, crops, strict=True)
         ]
 
     def count_events(
@@ -161,9 +173,9 @@ class EventStore(PeopleStore):
         """The face crop stored with an event, if any."""
         with self._read("reading an event"):
             row = self._conn.execute(
-                "SELECT crop_jpeg FROM events WHERE id = ?", (event_id,)
+                "SELECT crop_jpeg, crop_seal FROM events WHERE id = ?", (event_id,)
             ).fetchone()
-        if row is None:
-            raise LibraryError(f"There is no event with id {event_id}.")
-        return None if row[0] is None else bytes(row[0])
+            if row is None:
+                raise LibraryError(f"There is no event with id {event_id}.")
+            return self._unseal("events", "crop_jpeg", event_id, row[0], row[1])
 

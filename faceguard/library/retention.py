@@ -4,13 +4,17 @@ and a person erased so that their face data is gone from the database file.
 - :func:`purge` deletes events older than ``events_days``, drops the face crop of every
   ``unknown`` event older than ``unknown_crops_hours`` and deletes audit entries older than
   ``audit_days`` (0 keeps that kind forever), all in one transaction together with one
-  ``purge`` audit entry holding the counts. ``dry_run`` only counts.
+  ``purge`` audit entry holding the counts. ``dry_run`` only counts. Audit entries go
+  oldest first and only as an unbroken run (an older entry after a newer one stops it), and
+  the chain is anchored at the last one deleted (:mod:`faceguard.library.audit_chain`), so
+  ``faceguard audit verify`` still passes.
 - :func:`erase_person` deletes a person, their templates (vectors and crops) and the crops of
   their events, and pseudonymises their events (``person_name`` becomes ``erased-<8 hex>``,
-  the same for all of them, ``person_id`` NULL) and the audit details that named them, in one
-  transaction. SQLite's ``secure_delete`` zeroes the freed content, the write-ahead log is
-  checkpointed and truncated and ``VACUUM`` rewrites the file, so neither the database file
-  nor its ``-wal`` holds the old bytes afterwards. Backups made earlier still hold them until
+  the same for all of them, ``person_id`` NULL) and the audit details that named them (the
+  audit chain is recomputed from the first entry changed; the ``erase_person`` entry counts
+  them), in one transaction. SQLite's ``secure_delete`` zeroes the freed content, the
+  write-ahead log is checkpointed and truncated and ``VACUUM`` rewrites the file, so
+  neither the database file nor its ``-wal`` holds the old bytes afterwards. Backups made earlier still hold them until
   they are rotated out.
 
 Both write through :meth:`FaceLibrary.upkeep` (the library's connection, its lock, its error
@@ -31,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from faceguard.errors import LibraryError
+from faceguard.library import audit_chain
 from faceguard.library.database import FaceLibrary, utc_now
 from faceguard.settings import Settings
 
@@ -86,7 +91,6 @@ class PurgeResult:
 _EVENTS_WHERE = "timestamp < ?"
 _CROPS_WHERE = ("decision = 'unknown' AND crop_jpeg IS NOT NULL AND timestamp < ? "
                 "AND NOT timestamp < ?")
-_AUDIT_WHERE = "timestamp < ?"
 _NEVER = ""  # a cutoff that no timestamp is below: keep forever
 
 
@@ -159,7 +163,8 @@ def purge(library: FaceLibrary, retention: Retention, *, actor: str = "system",
         try:
             return PurgeResult(count("events", _EVENTS_WHERE, (events_param,)),
                                count("events", _CROPS_WHERE, crops_params),
-                               count("audit", _AUDIT_WHERE, (audit_param,)), dry_run=True)
+                               audit_chain.count_purgeable(library.db.conn, audit_param),
+                               dry_run=True)
         except sqlite3.Error as exc:
             raise LibraryError(f"Cannot read the face library to plan a purge: {exc}.") from exc
     action = "purging old records"
@@ -168,8 +173,7 @@ def purge(library: FaceLibrary, retention: Retention, *, actor: str = "system",
                               (events_param,)).rowcount
         crops = conn.execute(f"UPDATE events SET crop_jpeg = NULL WHERE {_CROPS_WHERE}",
                              crops_params).rowcount
-        audit = conn.execute(f"DELETE FROM audit WHERE {_AUDIT_WHERE}",
-                             (audit_param,)).rowcount
+        audit = audit_chain.purge_prefix(conn, audit_param)
         library.audit(actor, "purge", {
             "events": events, "unknown_crops": crops, "audit": audit,
             "events_days": retention.events_days,
@@ -215,7 +219,8 @@ def _new_pseudonym(conn: sqlite3.Connection) -> str:
 
 
 def _scrub_audit(conn: sqlite3.Connection, identifiers: set[str], pseudonym: str) -> int:
-    """Replace each identifier, as a JSON string value, in audit details; rows changed."""
+    """Replace each identifier, as a JSON string value, in audit details, and recompute the
+    audit chain from the first row changed; returns the rows changed."""
     changed: set[int] = set()
     replacement = json.dumps(pseudonym)
     for identifier in sorted(identifiers, key=len, reverse=True):
@@ -226,6 +231,8 @@ def _scrub_audit(conn: sqlite3.Connection, identifiers: set[str], pseudonym: str
                 conn.execute("UPDATE audit SET details = ? WHERE id = ?",
                              (details.replace(quoted, replacement), row_id))
                 changed.add(int(row_id))
+    if changed:
+        audit_chain.rechain(conn, min(changed))
     return len(changed)
 
 

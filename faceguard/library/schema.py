@@ -195,6 +195,30 @@ def _m008_access_rules(db: Database) -> None:
         db.execute(sql)
 
 
+@MIGRATIONS(name="010_audit_chain")
+def _m010_audit_chain(db: Database) -> None:
+    """The tamper-evident audit trail: each row's hash over its content and the previous
+    row's hash, the chain's anchor and head, the insert trigger that fills them in; the rows
+    already there are chained in id order (:mod:`faceguard.library.audit_chain`)."""
+    from faceguard.library import audit_chain
+
+    audit_chain.install(db.execute)
+
+
+@MIGRATIONS(name="011_privacy")
+def _m011_privacy(db: Database) -> None:
+    """Admin accounts with roles (the single PIN becomes the administrator ``admin``),
+    consent records, the library's own flags (consent on by default only for a library with
+    no people and no events yet), and a seal column beside each face column for encryption
+    at rest (:mod:`~faceguard.library.accounts`, :mod:`~faceguard.library.consent`,
+    :mod:`~faceguard.library.crypto`)."""
+    from faceguard.library import accounts, consent, crypto
+
+    accounts.install(db.execute)
+    consent.install(db.execute)
+    crypto.install(db.execute)
+
+
 @MIGRATIONS(name="012_fleet_sync")
 def _m012_fleet_sync(db: Database) -> None:
     """Fleet sync: the outbox (events and audit lines queued by triggers in their own
@@ -207,6 +231,6 @@ def _m012_fleet_sync(db: Database) -> None:
 
 MIGRATION_NAMES: tuple[str, ...] = ("001_people", "002_templates", "003_events", "004_audit",
                                      "005_identity", "006_admin", "007_liveness",
-                                     "008_access_rules",
+                                     "008_access_rules", "010_audit_chain", "011_privacy",
                                      "012_fleet_sync")
 SCHEMA_VERSION = len(MIGRATION_NAMES)

@@ -24,8 +24,11 @@ from typing import Any, Self
 from sqlite_utils import Database
 
 from faceguard.errors import LibraryError
+from faceguard.library import audit_chain
+from faceguard.library.crypto import KEY_RECORD, PASSPHRASE_ENV, BlobCipher
 from faceguard.library.records import sql_name_key, utc_now
 from faceguard.library.schema import MIGRATION_NAMES, MIGRATIONS, SCHEMA_VERSION
+from faceguard.paths import make_private_dir, make_private_file
 
 log = logging.getLogger("faceguard.library.database")
 
@@ -49,11 +52,15 @@ def backup_name(reason: str, moment: datetime | None = None) -> str:
 
 def copy_database(source: sqlite3.Connection, dest: Path) -> None:
     """Copy a database with SQLite's online backup API into ``dest`` (written atomically:
-    a temporary file in the same folder, fsync, rename). Raises sqlite3.Error / OSError."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    a temporary file in the same folder, fsync, rename). Raises sqlite3.Error / OSError.
+
+    The copy holds face data: it is created 0600, and a folder made for it 0700 (POSIX)."""
+    if not dest.parent.is_dir():
+        make_private_dir(dest.parent)
     partial = dest.with_name(dest.name + ".partial")
     with contextlib.suppress(FileNotFoundError):
         partial.unlink()
+    make_private_file(partial)
     target = sqlite3.connect(partial)
     try:
         source.backup(target)
@@ -139,6 +146,7 @@ class LibraryStore:
         self._lock = threading.RLock()
         self._conn = conn
         self._damage: str | None = None  # why writes are refused (a failed integrity check)
+        self._cipher: BlobCipher | None = None  # opens and seals face blobs (encryption on)
         self.open_mode = "memory" if path is None else ("ro" if read_only else "rw")
         self._db = self._setup(conn)
 
@@ -216,6 +224,7 @@ class LibraryStore:
             db = Database(conn, execute_plugins=False)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.create_function("fg_name_key", 1, sql_name_key, deterministic=True)
+            audit_chain.register(conn)  # the audit insert trigger chains each row
             applied = {m.name for m in MIGRATIONS.applied(db)}
         except sqlite3.Error as exc:
             raise self._error_for_open(exc, where) from exc
@@ -479,6 +488,57 @@ class LibraryStore:
         LibraryError naming ``action``. Works on a read-only library."""
         with self._read(action):
             yield self._conn
+
+    # -- encryption at rest (faceguard.library.crypto) -----------------------------------------
+
+    def set_cipher(self, cipher: BlobCipher | None) -> None:
+        """Give the library the data key's cipher (:func:`faceguard.library.encryption.unlock`):
+        sealed face blobs open on reading, new ones are sealed on writing."""
+        with self._lock:
+            self._cipher = cipher
+
+    @property
+    def unlocked(self) -> bool:
+        """True when the library holds its data key's cipher."""
+        return self._cipher is not None
+
+    def encrypted(self) -> bool:
+        """True once encryption was turned on (new face blobs are then always sealed)."""
+        try:
+            row = self._conn.execute("SELECT 1 FROM library_meta WHERE key = ?",
+                                     (KEY_RECORD,)).fetchone()
+        except sqlite3.OperationalError:  # a library from before migration 011
+            return False
+        return row is not None
+
+    def _locked_message(self) -> str:
+        return ("the face data of this library is encrypted: give its passphrase with "
+                f"--passphrase-file FILE or ${PASSPHRASE_ENV} (or use the keyring it was "
+                "encrypted with)")
+
+    def _next_id(self, table: str) -> int:
+        """The id the next row of ``table`` gets (inside the write transaction), so that a
+        sealed blob can be bound to it before the row is written."""
+        return int(self._conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")
+                   .fetchone()[0])
+
+    def _seal(self, table: str, column: str, row_id: int, plain: bytes | None
+              ) -> tuple[bytes | None, bytes | None]:
+        """``(blob, seal)`` to store: sealed when encryption is on, else ``(plain, None)``."""
+        if plain is None or not self.encrypted():
+            return plain, None
+        if self._cipher is None:
+            raise LibraryError(f"Nothing was stored: {self._locked_message()}.")
+        return self._cipher.seal(table, column, row_id, plain)
+
+    def _unseal(self, table: str, column: str, row_id: int, blob: bytes | None,
+                seal: bytes | None) -> bytes | None:
+        """The plaintext of a stored blob (sealed or not)."""
+        if blob is None or seal is None:
+            return None if blob is None else bytes(blob)
+        if self._cipher is None:
+            raise LibraryError(f"Cannot read the face data: {self._locked_message()}.")
+        return self._cipher.open(table, column, row_id, bytes(blob), bytes(seal))
 
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
         cursor = self._db.execute(sql, params)

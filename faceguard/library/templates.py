@@ -68,19 +68,26 @@ class TemplateStore(PeopleStore):
             raise ValueError("crop_jpeg must be JPEG bytes (faceguard.vision.image_io.encode_jpeg)")
         with self._write("adding a face template"):
             self._person_or_raise(person_id)
+            new_id = self._next_id("templates")  # sealed blobs are bound to their row id
+            stored, vector_seal = self._seal("templates", "embedding", new_id, blob)
+            crop, crop_seal = self._seal("templates", "crop_jpeg", new_id, bytes(crop_jpeg))
             template_id = self._insert(
-                "INSERT INTO templates (person_id, embedding, dim, model_id, quality, crop_jpeg,"
-                " source, created, content_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO templates (id, person_id, embedding, dim, model_id, quality, "
+                "crop_jpeg, source, created, content_sha256, embedding_seal, crop_seal) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
+                    new_id,
                     person_id,
-                    blob,
+                    stored,
                     dim,
                     model_id,
                     float(quality),
-                    bytes(crop_jpeg),
+                    crop,
                     source,
                     to_db_time(utc_now()),
                     content_sha256,
+                    vector_seal,
+                    crop_seal,
                 ),
             )
             self._audit_in_tx(
@@ -112,21 +119,22 @@ class TemplateStore(PeopleStore):
         """The stored JPEG crop of a template."""
         with self._read("reading a face crop"):
             row = self._conn.execute(
-                "SELECT crop_jpeg FROM templates WHERE id = ?", (template_id,)
+                "SELECT crop_jpeg, crop_seal FROM templates WHERE id = ?", (template_id,)
             ).fetchone()
-        if row is None:
-            raise LibraryError(f"There is no face template with id {template_id}.")
-        return bytes(row[0])
+            if row is None:
+                raise LibraryError(f"There is no face template with id {template_id}.")
+            return self._unseal("templates", "crop_jpeg", template_id, row[0], row[1]) or b""
 
     def get_template_vector(self, template_id: int) -> np.ndarray:
         """The stored (L2-normalised) float32 vector of a template."""
         with self._read("reading a face template"):
             row = self._conn.execute(
-                "SELECT embedding FROM templates WHERE id = ?", (template_id,)
+                "SELECT embedding, embedding_seal FROM templates WHERE id = ?", (template_id,)
             ).fetchone()
-        if row is None:
-            raise LibraryError(f"There is no face template with id {template_id}.")
-        return np.frombuffer(row[0], dtype="<f4").astype(np.float32)
+            if row is None:
+                raise LibraryError(f"There is no face template with id {template_id}.")
+            blob = self._unseal("templates", "embedding", template_id, row[0], row[1])
+        return np.frombuffer(blob or b"", dtype="<f4").astype(np.float32)
 
     def remove_template(self, template_id: int, *, actor: str | None = None) -> None:
         """Delete one template."""
@@ -155,11 +163,14 @@ class TemplateStore(PeopleStore):
         active = "" if include_inactive else " AND p.active = 1"
         with self._read("loading face templates"):
             rows = self._conn.execute(
-                "SELECT t.person_id, t.dim, t.embedding FROM templates t "
+                "SELECT t.person_id, t.dim, t.embedding, t.id, t.embedding_seal FROM templates t "
                 f"JOIN people p ON p.id = t.person_id WHERE t.model_id = ?{active} "
                 "ORDER BY t.person_id, t.id",
                 (model_id,),
             ).fetchall()
+            if any(r[4] is not None for r in rows):  # encrypted: open each vector
+                rows = [(r[0], r[1], self._unseal("templates", "embedding", r[3], r[2], r[4]))
+                        for r in rows]
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         dims = {r[1] for r in rows}
@@ -189,14 +200,18 @@ class TemplateStore(PeopleStore):
         batch_size: int = 64,
         progress: Callable[[int, int], None] | None = None,
         actor: str | None = None,
+        commit_each_batch: bool = False,
     ) -> ReembedResult:
         """Re-compute every template not made by ``model_id`` from its stored crop.
 
         ``embed_fn`` takes a list of RGB uint8 crops and returns an (n, D) array. Vectors are
         computed first; then all blobs and model ids are updated in one transaction, so an
-        error (in ``embed_fn`` or the database) changes nothing. Templates whose crop cannot be
-        decoded, or whose vector comes back non-finite or zero, keep their old model id and are
-        listed in ``failed``. ``progress(done, total)`` is called after each batch.
+        error (in ``embed_fn`` or the database) changes nothing. With ``commit_each_batch``
+        each batch is its own transaction instead: a process killed part-way keeps the
+        batches done (each template carries its model id), and calling this again resumes
+        with the rest. Templates whose crop cannot be decoded, or whose vector comes back
+        non-finite or zero, keep their old model id and are listed in ``failed``.
+        ``progress(done, total)`` is called after each batch.
         """
         if not isinstance(model_id, str) or not model_id:
             raise ValueError("model_id must be a non-empty string")
@@ -208,6 +223,7 @@ class TemplateStore(PeopleStore):
             todo = [t.id for t in self.templates_needing_reembed(model_id)]
             updates: list[tuple[bytes, int, str, int]] = []
             failed: list[int] = []
+            updated = 0
             for start in range(0, len(todo), batch_size):
                 batch_ids = todo[start : start + batch_size]
                 crops, crop_ids = self._decode_batch(batch_ids, failed)
@@ -224,26 +240,36 @@ class TemplateStore(PeopleStore):
                             failed.append(template_id)
                             continue
                         updates.append((blob, dim, model_id, template_id))
+                if commit_each_batch and updates:
+                    updated += self._store_reembedded(updates, model_id, failed, actor)
+                    updates = []
                 if progress is not None:
                     progress(min(start + batch_size, len(todo)), len(todo))
-            updated = 0
             if updates:
-                with self._write("re-embedding face templates"):
-                    for blob, dim, new_model, template_id in updates:
-                        cursor = self._db.execute(
-                            "UPDATE templates SET embedding = ?, dim = ?, model_id = ? "
-                            "WHERE id = ? AND model_id != ?",
-                            (blob, dim, new_model, template_id, new_model),
-                        )
-                        updated += cursor.rowcount
-                    self._audit_in_tx(
-                        actor,
-                        "reembed",
-                        {"model_id": model_id, "updated": updated, "failed": sorted(failed)},
-                    )
+                updated += self._store_reembedded(updates, model_id, failed, actor)
             if failed:
                 log.warning("%d face templates could not be re-embedded: %s", len(failed), failed)
             return ReembedResult(updated=updated, failed=sorted(failed))
+
+    def _store_reembedded(self, updates: list[tuple[bytes, int, str, int]], model_id: str,
+                          failed: list[int], actor: str | None) -> int:
+        """Write re-computed vectors and their model id in one audited transaction."""
+        updated = 0
+        with self._write("re-embedding face templates"):
+            for blob, dim, new_model, template_id in updates:
+                stored, seal = self._seal("templates", "embedding", template_id, blob)
+                cursor = self._db.execute(
+                    "UPDATE templates SET embedding = ?, embedding_seal = ?, dim = ?, "
+                    "model_id = ? WHERE id = ? AND model_id != ?",
+                    (stored, seal, dim, new_model, template_id, new_model),
+                )
+                updated += cursor.rowcount
+            self._audit_in_tx(
+                actor,
+                "reembed",
+                {"model_id": model_id, "updated": updated, "failed": sorted(failed)},
+            )
+        return updated
 
     def _decode_batch(
         self, template_ids: list[int], failed: list[int]
@@ -251,12 +277,15 @@ class TemplateStore(PeopleStore):
         marks = ",".join("?" * len(template_ids))
         with self._read("reading face crops"):
             rows = self._conn.execute(
-                f"SELECT id, crop_jpeg FROM templates WHERE id IN ({marks}) ORDER BY id",
+                f"SELECT id, crop_jpeg, crop_seal FROM templates WHERE id IN ({marks}) "
+                "ORDER BY id",
                 template_ids,
             ).fetchall()
+            opened = [(r[0], self._unseal("templates", "crop_jpeg", r[0], r[1], r[2]) or b"")
+                      for r in rows]
         crops: list[np.ndarray] = []
         ids: list[int] = []
-        for template_id, jpeg in rows:
+        for template_id, jpeg in opened:
             try:
                 crops.append(decode_jpeg(bytes(jpeg)))
             except ImageError:
