@@ -125,9 +125,9 @@ def test_a_wrong_passphrase_or_damaged_key_record_changes_nothing(tmp_path: Path
                  (record[: len(record) // 2],))  # the key record cut short
     conn.commit()
     conn.close()
-    with FaceLibrary.open(path) as library:
-        with pytest.raises(LibraryError, match="damaged or cut short"):
-            encryption.unlock(library, PASS)
+    with FaceLibrary.open(path) as library, \
+            pytest.raises(LibraryError, match="damaged or cut short"):
+        encryption.unlock(library, PASS)
     conn = sqlite3.connect(path)
     conn.execute("UPDATE library_meta SET value = ? WHERE key = 'encryption.key'", (record,))
     # A tampered ciphertext: one bit of the template's crop flipped.

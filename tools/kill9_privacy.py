@@ -176,24 +176,23 @@ def check(data_dir: Path, operation: str, digests: dict[str, str], old_before: i
 
 
 def _check_blobs(library: object, digests: dict[str, str], crypto: object) -> list[str]:
-    """Each face blob opens to its original bytes (sealed or not)."""
+    """Each face blob reads back (sealed or not) as its original bytes."""
     from faceguard.library.database import FaceLibrary
 
     assert isinstance(library, FaceLibrary)
     problems: list[str] = []
-    with library.reading("checking face blobs") as conn:
-        for table, column, seal in (("templates", "embedding", "embedding_seal"),
-                                    ("templates", "crop_jpeg", "crop_seal"),
-                                    ("events", "crop_jpeg", "crop_seal")):
-            rows = conn.execute(f"SELECT id, {column}, {seal} FROM {table} WHERE {column} IS "
-                                "NOT NULL").fetchall()
-            for row_id, blob, sealed in rows:
-                plain = library._unseal(table, column, row_id, blob, sealed)  # noqa: SLF001
-                key = f"{table}.{column}:{row_id}"
-                if hashlib.sha256(plain or b"").hexdigest() != digests.get(key):
-                    problems.append(f"{key} does not open to its original bytes")
-                    if len(problems) > 3:
-                        return problems
+    readers = {
+        "templates.embedding": lambda i: library.get_template_vector(i).astype("<f4").tobytes(),
+        "templates.crop_jpeg": library.get_template_crop,
+        "events.crop_jpeg": library.get_event_crop,
+    }
+    for key, digest in digests.items():
+        where, row_id = key.split(":")
+        plain = readers[where](int(row_id))
+        if hashlib.sha256(plain or b"").hexdigest() != digest:
+            problems.append(f"{key} does not read back as its original bytes")
+            if len(problems) > 3:
+                break
     return problems
 
 
