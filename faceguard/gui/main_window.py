@@ -36,6 +36,7 @@ from faceguard.gui import theme
 from faceguard.gui.admin import AdminGate, DialogOpener, audit
 from faceguard.gui.door_panel import DoorSettingsDialog, DoorStatusBridge, DoorStatusLabel
 from faceguard.gui.enrol import EnrolDialog, ImportDialog
+from faceguard.gui.fleet_status import FleetStatusBridge, FleetStatusLabel, watch_fleet
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.people import PeopleDialog
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(central)
         self._build_menus()
         self._build_status_bar()
+        watch_fleet(ctx, self.fleet_bridge)  # a fleet kiosk syncs in the background
         self._watch_door()
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape_pressed)
         QShortcut(QKeySequence(Qt.Key.Key_F11), self, self.toggle_kiosk)
@@ -174,6 +176,10 @@ class MainWindow(QMainWindow):
                       self.people_label):
             bar.addWidget(label)
         bar.addPermanentWidget(self.door_label)
+        self.fleet_label = FleetStatusLabel()
+        self.fleet_bridge = FleetStatusBridge(self)
+        self.fleet_bridge.changed.connect(self.fleet_label.show_status)
+        bar.addPermanentWidget(self.fleet_label)
         bar.addPermanentWidget(self.db_label)
 
     def _watch_door(self) -> None:
@@ -342,6 +348,7 @@ class MainWindow(QMainWindow):
         self.admin.set_context(ctx)
         self.pipeline.close()
         self.pipeline = pipeline_for(ctx)
+        watch_fleet(ctx, self.fleet_bridge)
         self._watch_door()
         ctx.on_person_changed(self._person_changed)
         self._apply_threshold()
