@@ -34,6 +34,11 @@ from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
 from faceguard.vision.engine import FaceEngine
 from faceguard.vision.onnx_model import default_model_path, manifest_entry
 
+log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from faceguard.core.admin import SignIn
+
 LIBRARY_FILE = "faceguard.db"
 EMBEDDER_ENV = "FACEGUARD_EMBEDDER"
 EMBEDDER_SHA_ENV = "FACEGUARD_EMBEDDER_SHA256"
@@ -41,11 +46,6 @@ EMBEDDER_SHA_ENV = "FACEGUARD_EMBEDDER_SHA256"
 
 @dataclass(frozen=True)
 class OperatingPoint:
-log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from faceguard.core.admin import SignIn
-
     """Open-set decision rule: threshold, margin, and the false-accept rate it stands for."""
 
     threshold: float
@@ -96,6 +96,8 @@ class AppContext:
         self._person_listeners: list[Callable[[int], None]] = []
         self.settings = settings or load_settings(self.data_dir)
         self.min_face = int(min_face or self.settings.min_face_px)
+        self.signed_in: Account | None = None  # the admin account of the window's session
+        self.passphrase_file = passphrase_file  # else $FACEGUARD_PASSPHRASE (encryption)
 
     @property
     def library_path(self) -> Path:
@@ -103,8 +105,6 @@ class AppContext:
 
     @cached_property
     def library(self) -> FaceLibrary:
-        self.signed_in: Account | None = None  # the admin account of the window's session
-        self.passphrase_file = passphrase_file  # else $FACEGUARD_PASSPHRASE (encryption)
         """The face library; the data folder is created on first use.
 
         With ``create=False`` (commands that only read) neither the folder nor the database
@@ -240,21 +240,6 @@ class AppContext:
             np.stack(crops)), actor="system")
         return result.updated
 
-    # -- the fleet: one library shared by many doors through a server (faceguard.fleet) ----
-
-    def fleet_status(self) -> FleetStatus:
-        """"synced", "offline since 10:42, 37 entries waiting", last sync (no network)."""
-        from faceguard.fleet.engine import FleetStatus, fleet_status
-
-        if not (self.data_dir / "fleet.json").is_file():
-            return FleetStatus(joined=False)
-        return fleet_status(self.library, self.data_dir)
-
-    def join_fleet(self, dsn: str, name: str, *, ca_file: str | None = None,
-                   actor: str) -> FleetConfig:
-        """Register this data folder as kiosk ``name`` on the server (``dsn``: an admin role,
-        used once, never stored); the kiosk's name in the log becomes ``name``; audited."""
-        from faceguard.fleet import local
     # -- admin accounts (roles: faceguard.core.roles), consent, the audit chain --------------
 
     @property
@@ -339,6 +324,21 @@ class AppContext:
             log.warning("the export is not in the audit log: %s", error)
         return summary
 
+    # -- the fleet: one library shared by many doors through a server (faceguard.fleet) ----
+
+    def fleet_status(self) -> FleetStatus:
+        """"synced", "offline since 10:42, 37 entries waiting", last sync (no network)."""
+        from faceguard.fleet.engine import FleetStatus, fleet_status
+
+        if not (self.data_dir / "fleet.json").is_file():
+            return FleetStatus(joined=False)
+        return fleet_status(self.library, self.data_dir)
+
+    def join_fleet(self, dsn: str, name: str, *, ca_file: str | None = None,
+                   actor: str) -> FleetConfig:
+        """Register this data folder as kiosk ``name`` on the server (``dsn``: an admin role,
+        used once, never stored); the kiosk's name in the log becomes ``name``; audited."""
+        from faceguard.fleet import local
         from faceguard.fleet.config import join
 
         config = join(self.data_dir, dsn, name, ca_file=ca_file)
