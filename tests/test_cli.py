@@ -193,7 +193,8 @@ def test_import_folder_with_summary_and_lookalike_refusal(
 
 
 def test_bench_json(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run(data_dir, "bench", "--json", "--repeats", "2", "--sizes", "1000") == EXIT_OK
+    assert run(data_dir, "bench", "--json", "--repeats", "2", "--sizes", "1000",
+               "--sections", "stages") == EXIT_OK
     report = json.loads(capsys.readouterr().out)
     stages = {stage["stage"]: stage["ms"] for stage in report["stages"]}
     assert report["threads"]["onnxruntime_intra_op"] == 1

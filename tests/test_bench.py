@@ -1,0 +1,41 @@
+"""`faceguard bench`'s kiosk sections run end to end and report figures that hang together
+(the figures themselves are measurements, not test assertions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from faceguard.bench import SECTIONS, format_table, run_benchmarks
+from faceguard.cli import EXIT_OK
+from faceguard.core.context import AppContext
+from tests.conftest import run_cli
+
+
+def test_idle_and_peak_sections(tmp_path: Path) -> None:
+    ctx = AppContext(tmp_path / "data")
+    try:
+        report = run_benchmarks(ctx, repeats=3, sections=("idle", "peak"))
+    finally:
+        ctx.close()
+    idle = report["idle"]
+    gated, ungated = idle["motion gate"], idle["no gate"]
+    assert 0 < gated["cpu_share_of_one_core"] < ungated["cpu_share_of_one_core"]
+    peak = report["peak"]
+    assert peak["matmul_gflops"] > 0 and peak["embedder_mflop"] > 100  # ~225 MFLOP
+    assert 0 < peak["share_of_peak"] < 2
+    table = format_table(report)
+    assert "empty scene at 15 frames/s" in table and "GFLOP/s" in table
+
+
+def test_sections_are_checked(data_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(data_dir, "bench", "--sections", "nonsense") != EXIT_OK
+    assert "unknown bench section" in capsys.readouterr().err
+    assert run_cli(data_dir, "bench", "--json", "--repeats", "2", "--sections", "memory") \
+        == EXIT_OK
+    memory = json.loads(capsys.readouterr().out)["memory"]
+    assert memory["templates"] == 100_000 and memory["templates_mb"] > memory["models_mb"]
+    assert 45 < memory["matcher_mb"] < 80  # float16 rows and residuals: ~50 MiB per 100k
+    assert set(SECTIONS) >= {"frame", "tracking", "cold_start"}
