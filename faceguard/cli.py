@@ -483,7 +483,6 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
                         "faceguard.core.security_cli",
                         "faceguard.core.door_cli",
                         "faceguard.core.fleet_cli",
-                        "faceguard.core.model_cli",
                         OPTIONAL_COMMANDS):
         try:
             module = importlib.import_module(module_name)
