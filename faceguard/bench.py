@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import onnxruntime
 
+from faceguard.bench_encryption import encryption_cost, format_cost
 from faceguard.clock import ManualClock
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import Decider, DecisionPolicy
@@ -54,7 +55,8 @@ KIOSK_MIN_FACE = 60
 FRAME_TEMPLATES = 10_000  # the library the whole-frame path matches against
 MEMORY_TEMPLATES = 100_000
 IDLE_FPS = 15.0
-SECTIONS = ("stages", "frame", "tracking", "idle", "peak", "cold_start", "memory")
+SECTIONS = ("stages", "frame", "tracking", "idle", "peak", "cold_start", "memory",
+            "encryption")
 
 
 def timed_median_ms(run: Callable[[], object], repeats: int, warmup: int = 2) -> float:
@@ -135,6 +137,7 @@ def run_benchmarks(ctx: Any, repeats: int = 30,
         ("peak", lambda: embedder_peak_share(ctx, repeats)),
         ("cold_start", lambda: cold_start(ctx)),
         ("memory", lambda: memory_at(MEMORY_TEMPLATES)),
+        ("encryption", lambda: encryption_cost(MEMORY_TEMPLATES, repeats=max(1, repeats // 10))),
     ]
     for name, measure in extra:
         if name in sections:
@@ -227,6 +230,8 @@ def _format_section(name: str, section: dict[str, Any]) -> list[str]:
     """Plain lines for one of the kiosk sections of the report."""
     if set(section) == {"note"}:
         return [f"{name}: {section['note']}"]
+    if name == "encryption":
+        return format_cost(section)
     if name == "frame":
         lines = [f"640x480 frame, one face, match against {section['templates']:,} templates"]
         lines += [f"  {row['what']:<56} {row['ms']:>9.3f} ms" for row in section["rows"]]

@@ -438,10 +438,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="library sizes for the matching benchmark")
     p.add_argument("--sections", nargs="+", metavar="NAME",
                    default=["stages", "frame", "tracking", "idle", "peak", "cold_start",
-                            "memory"],
+                            "memory", "encryption"],
                    help="what to measure: stages (detect, align, embed, match), frame "
                    "(whole frame with and without tracking, face_recognition's stack), "
-                   "tracking (accuracy on the demo), idle, peak, cold_start, memory")
+                   "tracking (accuracy on the demo), idle, peak, cold_start, memory, "
+                   "encryption (opening 100k templates and writing an event, plain and "
+                   "encrypted)")
     p.set_defaults(func=cmd_bench)
 
     p = commands.add_parser("soak", help="run the kiosk window on the demo for N minutes and "
