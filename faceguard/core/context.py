@@ -304,6 +304,16 @@ class AppContext:
             return None
         return ConsentGiven(clean_who(given_by), self.notice_version())
 
+    def face_data_locked(self) -> bool:
+        """True when the library's face data is encrypted and no key was given yet (no
+        keyring entry, no passphrase): the window then asks for the passphrase."""
+        return self.library.encrypted() and not self.library.unlocked
+
+    def unlock_face_data(self, passphrase: str) -> None:
+        """Open an encrypted library's face data with its passphrase (LibraryError when it
+        is wrong; nothing changes)."""
+        encryption.unlock(self.library, passphrase)
+
     def verify_audit(self, expect_head: str | None = None) -> ChainReport:
         """Walk the audit chain (see :mod:`faceguard.library.audit_chain`)."""
         with self.library.reading("checking the audit log") as conn:

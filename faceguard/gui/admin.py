@@ -229,6 +229,7 @@ class AdminGate:
         self.clock = clock
         self.on_change = on_change or (lambda: None)
         self.session_until = 0.0
+        self._shown_account: str | None = None  # whose role the window shows now
         self.gate: PinGate = pin_gate(ctx, clock=clock)
 
     def set_context(self, ctx: AppContext) -> None:
@@ -267,6 +268,7 @@ class AdminGate:
             audit(self.ctx, "admin_sign_out")
         self.ctx.sign_out()
         self.session_until = 0.0
+        self._shown_account = None
         self.on_change()
 
     def show_recovery(self, parent: QWidget | None) -> None:
@@ -303,8 +305,9 @@ class AdminGate:
         audit(self.ctx, "set_pin", {"account": name})
 
     def _start_session(self, account: Account) -> None:
-        changed = self.ctx.signed_in is None or self.ctx.signed_in.name != account.name
+        changed = self._shown_account != account.name
         self.ctx.signed_in = account
+        self._shown_account = account.name
         self.session_until = self.clock() + float(self.ctx.settings.admin_session_s)
         if changed:
             self.on_change()
@@ -328,6 +331,7 @@ class AdminGate:
             if first is not None:
                 self._start_session(first)
             return True
+        previous = self.ctx.signed_in
         legacy = self.gate if isinstance(self.gate.store, MemoryPinStore) else None
         dialog = PinDialog(self.ctx, f"Sign in to {purpose}.", parent, purpose=purpose,
                            clock=self.clock, legacy=legacy)
@@ -335,8 +339,8 @@ class AdminGate:
             return False
         account = dialog.signed_in
         if permission is not None and not may(account.role, permission):
-            audit(self.ctx, "admin_refused", {"purpose": purpose, "account": account.name,
-                                              "role": account.role})
+            audit(self.ctx, "admin_refused", {"purpose": purpose, "role": account.role})
+            self.ctx.signed_in = previous  # the refused account does not stay signed in
             box = QMessageBox(QMessageBox.Icon.Information, "Not allowed",
                               f"{account.name} is a {account.role} account and may not "
                               f"{permission.value}. Ask an administrator.",

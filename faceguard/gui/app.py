@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QIcon
-from PySide6.QtWidgets import QApplication, QMessageBox
+from PySide6.QtWidgets import QApplication, QInputDialog, QLineEdit, QMessageBox
 
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
@@ -60,6 +60,36 @@ def quit_on_signals(app: QApplication) -> Callable[[], None]:
     return restore
 
 
+PassphraseAsker = Callable[[str], "str | None"]
+
+
+def _ask_passphrase(message: str) -> str | None:
+    text, ok = QInputDialog.getText(None, "Encrypted face data", message,
+                                    QLineEdit.EchoMode.Password)
+    return text if ok else None
+
+
+def unlock_face_data(ctx: AppContext, ask: PassphraseAsker = _ask_passphrase,
+                     tries: int = 3) -> bool:
+    """Ask for the passphrase of an encrypted library that was not unlocked from the keyring
+    or $FACEGUARD_PASSPHRASE; True when the face data can be read (or is not encrypted)."""
+    if not ctx.face_data_locked():
+        return True
+    message = ("The face data of this kiosk is encrypted. Enter its passphrase (or start "
+               "FaceGuard with FACEGUARD_PASSPHRASE set).")
+    for _ in range(tries):
+        passphrase = ask(message)
+        if passphrase is None:
+            return False
+        try:
+            ctx.unlock_face_data(passphrase)
+            return True
+        except FaceGuardError as error:
+            text = str(error)
+            message = f"{text[0].upper()}{text[1:]}. Try again."
+    return False
+
+
 def run_gui(ctx: AppContext, args: argparse.Namespace) -> int:
     """Open the kiosk window and run until it is closed; returns the exit code."""
     app = application()
@@ -76,6 +106,10 @@ def run_gui(ctx: AppContext, args: argparse.Namespace) -> int:
                                    min_face=getattr(args, "min_face", None))
             ctx = session.ctx
             source = source or "demo"
+        elif not unlock_face_data(ctx):
+            QMessageBox.critical(None, "FaceGuard cannot start",
+                                 "The face data is encrypted and its passphrase was not given.")
+            return 1
         window = MainWindow(ctx, runner, source=source, demo=session)
     except FaceGuardError as error:
         QMessageBox.critical(None, "FaceGuard cannot start", str(error))
