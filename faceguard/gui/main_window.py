@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from faceguard.core.access_admin import AccessAdmin
 from faceguard.core.context import AppContext
 from faceguard.core.door import DoorResult
+from faceguard.core.roles import Permission
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.gui.admin import AdminGate, DialogOpener, audit
@@ -41,7 +42,7 @@ from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.people import PeopleDialog
 from faceguard.gui.rules_editor import RulesDialog
-from faceguard.gui.settings_dialog import SettingsDialog, calibrated_threshold
+from faceguard.gui.settings_dialog import SettingsDialog
 from faceguard.gui.tasks import Runner, Task
 from faceguard.gui.worker import LiveWorker, to_rgb_array
 from faceguard.kiosk.decisions import DecisionPolicy, KioskEvent
@@ -71,7 +72,7 @@ class MainWindow(QMainWindow):
         self.demo = demo
         self.opener = opener
         self.realtime = realtime
-        self.admin = AdminGate(ctx, opener=opener)
+        self.admin = AdminGate(ctx, opener=opener, on_change=self._apply_role)
         self.pipeline: KioskPipeline = pipeline_for(ctx)
         ctx.on_person_changed(self._person_changed)
         self._apply_threshold()
@@ -146,14 +147,24 @@ class MainWindow(QMainWindow):
         source_menu.addSeparator()
         source_menu.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
         self.admin_menu = QMenu("&Admin", self)
-        entries: list[tuple[str, Callable[[], object]]] = [
-            ("Enrol a person…", self.open_enrol), ("People…", self.open_people),
-            ("Import a folder of people…", self.open_import), ("Entry log…", self.open_logs),
-            ("Access rules…", self.open_rules), ("Door…", self.open_door_settings),
-            ("Open the door", self.open_door),
-            ("Settings…", self.open_settings), ("Change the admin PIN…", self.change_pin)]
-        for text, slot in entries:
-            self.admin_menu.addAction(text, slot)
+        people, logs, settings = Permission.PEOPLE, Permission.LOGS, Permission.SETTINGS
+        entries: list[tuple[str, Callable[[], object], Permission | None]] = [
+            ("Enrol a person…", self.open_enrol, people), ("People…", self.open_people, people),
+            ("Import a folder of people…", self.open_import, people),
+            ("Entry log…", self.open_logs, logs),
+            ("Access rules…", self.open_rules, settings),
+            ("Door…", self.open_door_settings, settings),
+            ("Open the door", self.open_door, Permission.KIOSK),
+            ("Settings…", self.open_settings, settings), ("Change my PIN…", self.change_pin, None)]
+        self.role_actions: list[tuple[QAction, Permission]] = []
+        for text, slot, permission in entries:
+            action = self.admin_menu.addAction(text, slot)
+            if permission is not None:
+                self.role_actions.append((action, permission))
+        self.admin_menu.addSeparator()
+        self.sign_out_action = self.admin_menu.addAction("Sign out", self.admin.sign_out)
+        self.sign_out_action.setVisible(False)
+        self.admin_menu.aboutToShow.connect(self._apply_role)
         self.menuBar().addMenu(self.admin_menu)
         self.admin_button.setMenu(self.admin_menu)
         view = self.menuBar().addMenu("&View")
@@ -362,10 +373,8 @@ class MainWindow(QMainWindow):
 
     def _apply_threshold(self) -> None:
         settings = self.ctx.settings
-        threshold = settings.match_threshold
-        if threshold is None:
-            threshold = calibrated_threshold(self.ctx)
-        self.ctx.matcher.threshold = float(threshold)
+        point = self.ctx.operating_point
+        self.ctx.matcher.threshold, self.ctx.matcher.margin = point.threshold, point.margin
         try:
             self.pipeline.set_policy(DecisionPolicy.from_settings(settings))
         except FaceGuardError as error:  # enforce with a missing liveness model
@@ -374,15 +383,28 @@ class MainWindow(QMainWindow):
 
     # -- admin -----------------------------------------------------------------------------------
 
+    def _apply_role(self) -> None:
+        """Show only what the signed-in account's role may do (everything while nobody is
+        signed in: each action then asks for an account)."""
+        if not hasattr(self, "role_actions"):  # signed in before the menus were built
+            return
+        account = self.admin.account
+        for action, permission in self.role_actions:
+            action.setVisible(self.admin.allows(permission))
+        self.sign_out_action.setVisible(account is not None)
+        if account is not None:
+            self.sign_out_action.setText(f"Sign out {account.name} ({account.role})")
+        self.admin_button.setText("Admin" if account is None else f"Admin: {account.name}")
+
     def _first_run_pin(self) -> None:
         if not self.admin.has_pin:
             self.admin.set_pin(self, first_run=True)
 
-    def _unlock(self, purpose: str) -> bool:
-        return self.admin.ask(self, purpose)
+    def _unlock(self, purpose: str, permission: Permission | None = None) -> bool:
+        return self.admin.ask(self, purpose, permission)
 
     def open_enrol(self) -> None:
-        if not self._unlock("enrol a person"):
+        if not self._unlock("enrol a person", Permission.PEOPLE):
             return
         dialog = EnrolDialog(self.ctx, self.runner, self, frame_provider=self.current_frame)
         dialog.enrolled.connect(lambda _p: self.refresh_counts())
@@ -390,7 +412,7 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_people(self) -> None:
-        if not self._unlock("manage people"):
+        if not self._unlock("manage people", Permission.PEOPLE):
             return
         dialog = PeopleDialog(self.ctx, self.runner, self, frame_provider=self.current_frame,
                               opener=self.opener)
@@ -399,7 +421,7 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_import(self) -> None:
-        if not self._unlock("import people"):
+        if not self._unlock("import people", Permission.PEOPLE):
             return
         dialog = ImportDialog(self.ctx, self.runner, self)
         dialog.imported.connect(self.refresh_counts)
@@ -407,9 +429,10 @@ class MainWindow(QMainWindow):
         self.refresh_counts()
 
     def open_logs(self) -> None:
-        if not self._unlock("see the entry log"):
+        if not self._unlock("see the entry log", Permission.LOGS):
             return
         dialog = LogsDialog(self.ctx, self)
+        dialog.allow_reports(self.admin.allows(Permission.REPORTS))
         self.logs.append(dialog)
         try:
             self.opener(dialog)
@@ -417,7 +440,7 @@ class MainWindow(QMainWindow):
             self.logs.remove(dialog)
 
     def open_settings(self) -> None:
-        if not self._unlock("change the settings"):
+        if not self._unlock("change the settings", Permission.SETTINGS):
             return
         dialog = SettingsDialog(self.ctx, self)
         self.opener(dialog)
@@ -440,7 +463,7 @@ class MainWindow(QMainWindow):
 
     def open_rules(self) -> None:
         """The access rules editor; the kiosk reads the rules again after each change."""
-        if not self._unlock("change the access rules"):
+        if not self._unlock("change the access rules", Permission.SETTINGS):
             return
         admin = AccessAdmin(self.ctx, actor="admin")
         if self.pipeline.gate is not None:
@@ -449,14 +472,15 @@ class MainWindow(QMainWindow):
 
     def open_door_settings(self) -> None:
         """The door settings with "Test door"."""
-        if not self._unlock("change the door settings") or self.pipeline.gate is None:
+        if not self._unlock("change the door settings", Permission.SETTINGS) \
+                or self.pipeline.gate is None:
             return
         self.opener(DoorSettingsDialog(self.ctx, self.pipeline.gate, self.runner, self))
 
     def open_door(self) -> None:
         """The admin's manual "Open door": behind the PIN, audited, in a worker."""
         gate = self.pipeline.gate
-        if gate is None or not self._unlock("open the door"):
+        if gate is None or not self._unlock("open the door", Permission.KIOSK):
             return
         task = Task(lambda _task: gate.manual_open("admin"))
         task.on_done(self._door_opened)
@@ -492,7 +516,7 @@ class MainWindow(QMainWindow):
 
     def leave_kiosk(self) -> bool:
         """Back to a normal window, after the admin PIN."""
-        if not self._unlock("leave kiosk mode"):
+        if not self._unlock("leave kiosk mode", Permission.KIOSK):
             self.kiosk_action.setChecked(True)
             return False
         self.kiosk_mode = False
@@ -507,7 +531,7 @@ class MainWindow(QMainWindow):
             self.leave_kiosk()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.kiosk_mode and not self._unlock("close the kiosk"):
+        if self.kiosk_mode and not self._unlock("close the kiosk", Permission.KIOSK):
             event.ignore()
             return
         self.shutdown()
