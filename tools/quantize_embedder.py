@@ -105,8 +105,9 @@ def main() -> int:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         exclude = depthwise_nodes(prepared) if args.keep_depthwise else []
+        fmt = QuantFormat.QOperator if args.operator else QuantFormat.QDQ
         quantize_static(str(prepared), str(args.out), _Reader(tensors),  # type: ignore[arg-type]
-                        quant_format=QuantFormat.QOperator if args.operator else QuantFormat.QDQ, per_channel=True,
+                        quant_format=fmt, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
                         nodes_to_exclude=exclude)
