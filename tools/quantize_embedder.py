@@ -106,7 +106,7 @@ def main() -> int:
         quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
         exclude = depthwise_nodes(prepared) if args.keep_depthwise else []
         fmt = QuantFormat.QOperator if args.operator else QuantFormat.QDQ
-        quantize_static(str(prepared), str(args.out), _Reader(tensors),  # type: ignore[arg-type]
+        quantize_static(str(prepared), str(args.out), _Reader(tensors),
                         quant_format=fmt, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         calibrate_method=CalibrationMethod.MinMax,
