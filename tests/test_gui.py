@@ -518,7 +518,7 @@ def test_faceguard_demo_opens_the_window_on_a_throwaway_library(
     assert run_gui(ctx, args) == 0
     folder = seen["folder"]
     assert isinstance(folder, Path) and not folder.exists()  # deleted afterwards
-    assert seen["people"] == "1 person enrolled"
+    assert seen["people"] == "2 people enrolled"  # Eileen, and Grace outside her hours
     assert not (ctx.data_dir / "faceguard.db").exists()  # the real library was not touched
 
 

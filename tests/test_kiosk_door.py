@@ -5,6 +5,7 @@ opens for the stranger."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,42 @@ def test_the_window_says_access_denied_with_the_reason(qtbot) -> None:  # type: 
                                       door="unlocked"))
     assert view.banner.title.text() == "Welcome, Ana Lima"
     assert view.banner.detail.text().endswith("IN - door open")
+
+
+def test_the_demo_opens_for_eileen_refuses_grace_outside_her_hours_and_not_the_stranger(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The built-in demo (its own library, the product model, liveness enforced) on its
+    video at 6 frames/s: the door opens for Eileen, refuses Grace (enrolled, outside her
+    "Late shift" hours), stays shut for the replay of Eileen's photo and for the stranger."""
+    import cv2
+
+    from faceguard.cli import main
+    from faceguard.core.gate import Gate
+    from faceguard.kiosk.demo import DEMO_LATE_GROUP, AttackDemoSource, prepare_demo
+    from faceguard.library import rules as store
+
+    folder = tmp_path / "demo"
+    with prepare_demo(folder) as session:
+        groups = {g.name: g for g in store.list_groups(session.ctx.library)}
+        assert groups[DEMO_LATE_GROUP].members == ("Grace Hopper",)
+        gate = Gate(session.ctx.library, session.ctx.settings)
+        grace = session.ctx.library.find_person_by_name("Grace Hopper")
+        assert grace is not None
+        now = datetime.now().astimezone()
+        assert gate.decide(grace.id, now).reason == "outside your hours"
+        assert gate.decide(grace.id, now + timedelta(hours=6, minutes=30)).allowed
+        gate.close()
+    video = tmp_path / "attack.avi"
+    source = AttackDemoSource(loop=False, fps=6.0, size=(640, 480))
+    source.open()
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"MJPG"), 6.0, (640, 480))
+    for index in range(source.cycle_frames):
+        writer.write(cv2.cvtColor(source.render(index), cv2.COLOR_RGB2BGR))
+    writer.release()
+    capsys.readouterr()
+    assert main(["--data-dir", str(folder), "run", "--headless", "--source", str(video)]) \
+        == EXIT_OK
+    seen = [(e["decision"], e["person"], e["door"], e["door_reason"]) for e in events(capsys)]
+    assert seen == [("known", "Eileen Collins", "unlocked", "allowed"),
+                    ("known", "Grace Hopper", "denied", "outside your hours"),
+                    ("attack", None, None, None), ("unknown", None, None, None)], seen
