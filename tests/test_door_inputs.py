@@ -222,3 +222,21 @@ def test_make_driver_passes_the_input_settings(tmp_path: Path) -> None:
     finally:
         driver.close()
         board.unplug()
+
+
+def test_the_headless_kiosk_says_when_a_door_alarm_is_raised_and_cleared(
+        library: FaceLibrary, capsys: pytest.CaptureFixture[str]) -> None:
+    from faceguard.kiosk.cli import DoorAlarmPrinter
+
+    door = SimulatedDoor("front", pulse_s=0.1)
+    gate = Gate(library, Settings(kiosk_name="front"), door)
+    gate.on_status(DoorAlarmPrinter())
+    try:
+        door.unplug()
+        door.unlock("Ana")  # refused while unplugged: no second line for the same alarm
+        door.plug()
+    finally:
+        gate.close()
+    lines = [line for line in capsys.readouterr().err.splitlines() if "door alarm" in line]
+    assert lines == ["faceguard: door alarm: relay unplugged (simulated)",
+                     "faceguard: door alarm cleared: relay unplugged (simulated)"], lines

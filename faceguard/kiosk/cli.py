@@ -14,6 +14,7 @@ from typing import Any
 from faceguard.console import EXIT_INTERRUPTED, EXIT_OK
 from faceguard.console import print_error as _err
 from faceguard.core.context import AppContext
+from faceguard.core.door.monitor import DoorStatus
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import KioskEvent
 from faceguard.kiosk.demo import DemoSession, prepare_demo
@@ -32,6 +33,24 @@ def _print_status(status: SourceStatus) -> None:
         _err(status.message)
 
 
+class DoorAlarmPrinter:
+    """Says on stderr when a door alarm is raised or cleared (forced open, held open, a
+    relay unplugged, an endpoint down); called on the driver's threads."""
+
+    def __init__(self) -> None:
+        self._shown: dict[str, str] = {}
+
+    def __call__(self, status: DoorStatus) -> None:
+        now = {alarm.kind: alarm.message for alarm in status.alarms}
+        for kind, message in now.items():
+            if kind not in self._shown:
+                _err(f"door alarm: {message}")
+        for kind, message in self._shown.items():
+            if kind not in now:
+                _err(f"door alarm cleared: {message}")
+        self._shown = now
+
+
 def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
     """Run the kiosk loop without a window."""
     if not args.headless:
@@ -46,6 +65,8 @@ def cmd_run(ctx: AppContext, args: argparse.Namespace) -> int:
     try:
         spec = SourceSpec.parse(source or ("demo" if demo else ctx.settings.source))
         pipeline = pipeline_for(ctx)
+        if pipeline.gate is not None:
+            pipeline.gate.on_status(DoorAlarmPrinter())
         sync = ctx.start_sync()  # a fleet kiosk: entries go up, the server's changes come down
         ctx.on_person_changed(pipeline.person_removed)
 
