@@ -75,12 +75,29 @@ def test_server_init_applies_migrations_once_and_reports_status(pg_dsn: str,
                                                                 capsys: pytest.CaptureFixture
                                                                 ) -> None:
     first = init_server(pg_dsn)
-    assert first.applied == ("001_core",)
+    assert first.applied == ("001_core", "002_erasure")
     assert init_server(pg_dsn).applied == ()
     with connect(pg_dsn) as conn:
         status = server_status(conn)
-        assert status["schema_version"] == 1 and status["people"] == 0
-        assert conn.execute("SELECT count(*) FROM faceguard.schema_migrations").fetchone()[0] == 1
+        assert status["schema_version"] == 2 and status["people"] == 0
+        assert conn.execute("SELECT count(*) FROM faceguard.schema_migrations").fetchone()[0] == 2
+
+
+def test_an_older_server_is_upgraded_step_by_step_and_kiosks_say_so_meanwhile(
+        pg_dsn: str, tmp_path: Path, test_embedder_env: object,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from faceguard.fleet import server_schema
+
+    with monkeypatch.context() as patch:  # a server set up by the release before
+        patch.setattr(server_schema, "MIGRATIONS", server_schema.MIGRATIONS[:1])
+        patch.setattr(server_schema, "SCHEMA_VERSION", 1)
+        assert init_server(pg_dsn).applied == ("001_core",)
+        folder = kiosk(tmp_path, pg_dsn, "front")
+    capsys.readouterr()
+    assert run_cli(folder, "sync") == 1
+    assert "run `faceguard server init`" in capsys.readouterr().err
+    assert init_server(pg_dsn).applied == ("002_erasure",)
+    assert run_cli(folder, "sync") == 0
 
 
 def test_status_on_an_empty_database_says_to_run_init(pg_dsn: str) -> None:
@@ -390,3 +407,33 @@ def test_json_outputs(server: str, tmp_path: Path, capsys: pytest.CaptureFixture
     assert json.loads(capsys.readouterr().out)["state"] == "synced"
     assert run_cli(folder, "server", "status", "--json") == 0  # as the kiosk itself
     assert json.loads(capsys.readouterr().out)["kiosks"][0]["name"] == "front"
+
+
+def test_an_erasure_pseudonymises_the_person_everywhere_and_nothing_pending_leaks(
+        server: str, tmp_path: Path) -> None:
+    from faceguard.library.retention import erase_person
+
+    front, side = kiosk(tmp_path, server, "front"), kiosk(tmp_path, server, "side")
+    a, b = engine(front), engine(side)
+    pid = enrol(a.library, "Ana Lima", 5)
+    a.library.update_person(pid, employee_id="E-77", actor="test")
+    a.library.add_event(datetime.now(UTC), "front", pid, 0.9, "known")
+    a.sync_once()
+    b.sync_once()
+    bid = b.library.find_person_by_name("Ana Lima").id  # type: ignore[union-attr]
+    b.library.add_event(datetime.now(UTC), "side", bid, 0.9, "known")
+    b.sync_once()
+    a.library.add_event(datetime.now(UTC), "front", pid, 0.9, "known")  # still waiting
+    result = erase_person(a.library, pid, actor="test", vacuum=False)
+    a.sync_once()
+    b.sync_once()
+    with connect(server) as conn:
+        names = {r[0] for r in conn.execute("SELECT person_name FROM events")}
+        audit = " ".join(r[0] for r in conn.execute("SELECT details FROM audit"))
+        assert conn.execute("SELECT deleted, erased, name, pseudonym FROM people"
+                            ).fetchone() == (True, True, None, result.pseudonym)
+    assert names == {result.pseudonym}
+    assert "Ana Lima" not in audit and "E-77" not in audit and result.pseudonym in audit
+    assert b.library.list_people() == []
+    assert {e.person_name for e in b.library.query_events()} == {result.pseudonym}
+    assert len(b.library.query_events()) == 3

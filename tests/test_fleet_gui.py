@@ -70,9 +70,8 @@ def test_status_bar_shows_synced_then_offline_with_entries_waiting(
     try:
         for _ in range(3):
             joined.library.add_event(datetime.now(UTC), "lobby", None, None, "unknown")
-        qtbot.waitUntil(lambda: label.state == "offline", timeout=20_000)
-        assert label.text().startswith("Sync: offline since ")
-        assert label.text().endswith("3 entries waiting")
+        qtbot.waitUntil(lambda: label.text().endswith("3 entries waiting"), timeout=20_000)
+        assert label.state == "offline" and label.text().startswith("Sync: offline since ")
     finally:
         pg_cluster.start()
     qtbot.waitUntil(lambda: label.state == "synced", timeout=30_000)

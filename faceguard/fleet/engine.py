@@ -38,7 +38,13 @@ from typing import Any
 from faceguard.errors import FaceGuardError
 from faceguard.fleet import local
 from faceguard.fleet.config import FleetConfig, load_config, read_password
-from faceguard.fleet.server_schema import NOTIFY_CHANNEL, SCHEMA, ServerError, describe
+from faceguard.fleet.server_schema import (
+    NOTIFY_CHANNEL,
+    SCHEMA,
+    ServerError,
+    check_schema,
+    describe,
+)
 from faceguard.library.database import FaceLibrary
 
 log = logging.getLogger(__name__)
@@ -156,6 +162,7 @@ class SyncEngine:
         self.software = software
         self._conninfo = config.conninfo(password)
         self._pool: Any = None
+        self._schema_checked = False
         self._lock = threading.Lock()  # one round at a time
         self.on_changed: Callable[[set[int]], None] | None = None  # local people whose
         # templates or names changed (the matcher reloads)
@@ -215,11 +222,18 @@ class SyncEngine:
             report = SyncReport()
             try:
                 with self._connection() as conn:
+                    if not self._schema_checked:  # an older or newer server: say so first
+                        check_schema(conn)
+                        conn.commit()
+                        self._schema_checked = True
                     self._upload(conn, report)
                     self._download(conn, report)
                     conn.execute("UPDATE kiosks SET last_seen = now(), software = %s WHERE id = "
                                  "%s", (self.software or None, self.config.kiosk_id))
                     conn.commit()
+            except ServerError as error:
+                self._offline(str(error))
+                raise
             except (psycopg.Error, PoolTimeout) as error:
                 reason = (f"the fleet server {self.config.where()} does not answer"
                           if isinstance(error, PoolTimeout) else describe(error))
@@ -334,7 +348,10 @@ class SyncEngine:
                     [(kiosk, r.seq, r.payload["timestamp"], r.payload["actor"],
                       r.payload["action"], r.payload.get("details") or "") for r in audit])
         for r in rows:
-            if r.kind == "remove_person":
+            if r.kind == "erase_person":
+                conn.execute("SELECT erase_person(%s, %s)",
+                             (r.payload["uid"], r.payload["pseudonym"]))
+            elif r.kind == "remove_person":
                 conn.execute("SELECT remove_person(%s, %s)",
                              (r.payload["uid"], bool(r.payload.get("erase"))))
             elif r.kind == "remove_template":
@@ -355,7 +372,8 @@ class SyncEngine:
 
     _PULLS = (
         ("people", "SELECT uid, name, employee_id, department, active, valid_from, valid_until, "
-                   "disabled, created, deleted, revision FROM people", local.apply_person),
+                   "disabled, created, deleted, erased, pseudonym, revision FROM people",
+         local.apply_person),
         ("access_groups", "SELECT uid, name, windows, members, deleted, revision FROM "
                           "access_groups", local.apply_group),
         ("templates", "SELECT uid, person_uid, embedding, dim, model_id, quality, crop_jpeg, "
@@ -401,10 +419,11 @@ class SyncEngine:
 
 
 class SyncLoop:
-    """A background thread running sync rounds: soon after a local change, at once on a server
-    notification, every ``interval_s`` otherwise; after a failure it waits ``backoff_s[0]``
-    doubling up to ``backoff_s[1]``. It never blocks the caller (the GUI thread); its
-    ``on_status`` callback gets a :class:`FleetStatus` after every round."""
+    """A background thread running sync rounds: within ``poll_s`` of a local change, at once on
+    a server notification, every ``interval_s`` otherwise. After a failure the next try waits
+    ``backoff_s[0]`` doubling up to ``backoff_s[1]``, unless the listener reconnects (the server
+    is back). It never blocks the caller (the GUI thread); ``on_status`` gets a
+    :class:`FleetStatus` after every round and whenever the count of waiting entries changes."""
 
     def __init__(self, engine: SyncEngine, data_dir: Path, *, interval_s: float = 30.0,
                  poll_s: float = 1.0, backoff_s: tuple[float, float] = (1.0, 60.0),
@@ -415,6 +434,7 @@ class SyncLoop:
         self.failures = 0
         self.rounds = 0
         self._wake = threading.Event()
+        self._server_back = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-sync", daemon=True)
         self._listener = threading.Thread(target=self._listen, name="fleet-listen",
@@ -434,41 +454,49 @@ class SyncLoop:
         return min(self.backoff_s[0] * 2 ** max(self.failures - 1, 0), self.backoff_s[1])
 
     def _run(self) -> None:
-        next_full = 0.0
+        next_round = 0.0  # monotonic time of the next round
+        shown: int | None = None  # the waiting count last reported
         while not self._stop.is_set():
-            due = time.monotonic() >= next_full or self._wake.is_set()
-            if not due:
-                try:
-                    due = local.waiting(self.engine.library).total > 0
-                except FaceGuardError:
-                    due = False
+            now = time.monotonic()
+            try:
+                pending = local.waiting(self.engine.library).total
+            except FaceGuardError:
+                pending = 0
+            if self.failures:  # back-off: only the time, or the server seen back, ends it
+                due = now >= next_round or self._server_back.is_set()
+            else:
+                due = now >= next_round or self._wake.is_set() or pending > 0
             if due:
                 self._wake.clear()
+                self._server_back.clear()
                 try:
                     self.engine.sync_once()
                     self.failures = 0
-                    next_full = time.monotonic() + self.interval_s
+                    next_round = time.monotonic() + self.interval_s
                 except FaceGuardError as error:
                     self.failures += 1
+                    next_round = time.monotonic() + self.delay()
                     log.debug("sync round failed (%d in a row): %s", self.failures, error)
                 except Exception:  # a bug must not kill the loop silently
                     self.failures += 1
+                    next_round = time.monotonic() + self.delay()
                     log.exception("sync round failed")
                 self.rounds += 1
-                self._report()
-            wait = self.delay() if self.failures else self.poll_s
-            self._wake.wait(wait)
-            if self.failures and self._wake.is_set() and not self._stop.is_set():
-                self._wake.clear()  # a notification while offline: keep the back-off
-                self._wake.wait(max(0.0, self.delay() - wait))
+                shown = self._report()
+            elif pending != shown:  # entries logged meanwhile: the count on screen follows
+                shown = self._report()
+            self._wake.wait(self.poll_s)
 
-    def _report(self) -> None:
+    def _report(self) -> int | None:
         if self.on_status is None:
-            return
+            return None
         try:
-            self.on_status(fleet_status(self.engine.library, self.data_dir))
+            status = fleet_status(self.engine.library, self.data_dir)
         except FaceGuardError as error:
             log.debug("status not read: %s", error)
+            return None
+        self.on_status(status)
+        return status.waiting
 
     def _listen(self) -> None:
         """Hold a LISTEN connection; each notification wakes the sync thread."""
@@ -481,7 +509,8 @@ class SyncLoop:
                 self._stop.wait(min(self.backoff_s[0] * 2 ** (failures - 1), self.backoff_s[1]))
                 continue
             failures = 0
-            self.wake()  # reconnected: pull what was missed
+            self._server_back.set()  # reconnected: sync now, whatever the back-off
+            self.wake()
             try:
                 while not self._stop.is_set():
                     for _ in conn.notifies(timeout=1.0):

@@ -67,7 +67,8 @@ def mark_joined(library: FaceLibrary, kiosk_id: str, kiosk_name: str) -> int:
                 "fleet_events) ORDER BY e.id").rowcount
             queued += conn.execute(
                 "INSERT INTO fleet_outbox (kind, payload, created) SELECT 'audit', json_object("
-                "'timestamp', timestamp, 'actor', actor, 'action', action, 'details', details), "
+                "'local_id', id, 'timestamp', timestamp, 'actor', actor, 'action', action, "
+                "'details', details), "
                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM audit ORDER BY id").rowcount
         set_state(conn, "joined", kiosk_id)
         set_state(conn, "kiosk_name", kiosk_name)
@@ -256,6 +257,9 @@ def apply_person(conn: sqlite3.Connection, row: dict[str, Any], done: Applied) -
     known = _local_id(conn, "person", uid)
     if row["deleted"]:
         if known is not None:
+            if row.get("erased") and row.get("pseudonym"):  # as the erasing kiosk did
+                conn.execute("UPDATE events SET person_name = ?, person_id = NULL, crop_jpeg = "
+                             "NULL WHERE person_id = ?", (row["pseudonym"], known[0]))
             conn.execute("DELETE FROM people WHERE id = ?", (known[0],))
             done.removed += 1
             done.person_ids.add(known[0])

@@ -270,8 +270,47 @@ REVOKE ALL ON FUNCTION remove_person(uuid, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION remove_person(uuid, boolean) TO {KIOSK_GROUP};
 """
 
+# An erasure: the tombstone carries the pseudonym the erasing kiosk chose, so every kiosk
+# pseudonymises the person's past events the same way; on the server the events take the
+# pseudonym and the audit lines lose the name and employee id.
+_M002_ERASURE = f"""
+ALTER TABLE people ADD COLUMN pseudonym text;
+
+CREATE FUNCTION erase_person(person uuid, alias text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = {SCHEMA}, pg_temp AS $$
+DECLARE
+    old_name text;
+    old_employee text;
+BEGIN
+    SELECT name, employee_id INTO old_name, old_employee FROM people WHERE uid = person;
+    INSERT INTO people (uid, name, deleted, erased, pseudonym, revision)
+        VALUES (person, NULL, true, true, alias, 0) ON CONFLICT (uid) DO NOTHING;
+    UPDATE people SET deleted = true, erased = true, pseudonym = alias, name = NULL,
+        employee_id = NULL, department = NULL, updated_by = session_user
+        WHERE uid = person AND NOT deleted;
+    UPDATE templates SET deleted = true, embedding = NULL, crop_jpeg = NULL, source = NULL,
+        content_sha256 = NULL, updated_by = session_user
+        WHERE person_uid = person AND NOT deleted;
+    UPDATE events SET person_name = alias, details = details - 'crop' WHERE person_uid = person;
+    IF old_name IS NOT NULL THEN
+        UPDATE audit SET details = replace(details, old_name, alias)
+            WHERE strpos(details, old_name) > 0;
+    END IF;
+    IF old_employee IS NOT NULL THEN
+        UPDATE audit SET details = replace(details, old_employee, alias)
+            WHERE strpos(details, old_employee) > 0;
+    END IF;
+    RETURN old_name IS NOT NULL;
+END $$;
+
+REVOKE ALL ON FUNCTION erase_person(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION erase_person(uuid, text) TO {KIOSK_GROUP};
+GRANT SELECT (pseudonym) ON people TO {KIOSK_GROUP};
+"""
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "001_core", _M001_CORE + _GRANTS),
+    (2, "002_erasure", _M002_ERASURE),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -124,6 +124,38 @@ _BACKFILL: tuple[str, ...] = (
 )
 
 
+_AUDIT_PAYLOAD = ("json_object('local_id', NEW.id, 'timestamp', NEW.timestamp, 'actor', NEW.actor, "
+                  "'action', NEW.action, 'details', NEW.details)")
+
+# Schema step 013: an erasure travels as one (the server pseudonymises the person's events and
+# audit lines everywhere), and what still waits for upload is scrubbed with the library's own
+# rows (an erased name never leaves the kiosk from the outbox).
+FLEET_ERASURE: tuple[str, ...] = (
+    "DROP TRIGGER fleet_audit_out",
+    f"CREATE TRIGGER fleet_audit_out AFTER INSERT ON audit WHEN {QUIET} AND {JOINED} "
+    f"BEGIN INSERT INTO fleet_outbox (kind, payload, created) VALUES ('audit', "
+    f"{_AUDIT_PAYLOAD}, {NOW}); END",
+    f"CREATE TRIGGER fleet_audit_scrubbed AFTER UPDATE OF details ON audit WHEN {QUIET} BEGIN "
+    "UPDATE fleet_outbox SET payload = json_set(payload, '$.details', NEW.details) WHERE kind "
+    "= 'audit' AND json_extract(payload, '$.local_id') = NEW.id; END",
+    f"CREATE TRIGGER fleet_event_erased AFTER UPDATE OF person_name ON events WHEN {QUIET} "
+    "AND OLD.person_id IS NOT NULL AND NEW.person_id IS NULL AND NEW.person_name LIKE "
+    "'erased-%' BEGIN "
+    "INSERT INTO fleet_outbox (kind, payload, created) SELECT 'erase_person', json_object("
+    f"'uid', f.uid, 'pseudonym', NEW.person_name), {NOW} FROM fleet_people f WHERE "
+    "f.person_id = OLD.person_id AND NOT EXISTS (SELECT 1 FROM fleet_outbox o WHERE o.kind = "
+    "'erase_person' AND json_extract(o.payload, '$.uid') = f.uid); "
+    "UPDATE fleet_outbox SET payload = json_set(payload, '$.person_name', NEW.person_name) "
+    "WHERE kind = 'event' AND json_extract(payload, '$.local_id') = NEW.id; END",
+)
+
+
+def create_fleet_erasure(db: Any) -> None:
+    """Schema step 013 (see :data:`FLEET_ERASURE`)."""
+    for statement in FLEET_ERASURE:
+        db.execute(statement)
+
+
 def create_fleet_tables(db: Any) -> None:
     """Schema step 012: the tables, the triggers, and a fleet id for every existing person,
     template and group (``db`` is the sqlite-utils Database or an sqlite3 connection)."""

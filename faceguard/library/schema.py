@@ -229,8 +229,17 @@ def _m012_fleet_sync(db: Database) -> None:
     fleet_tables.create_fleet_tables(db)
 
 
+@MIGRATIONS(name="013_fleet_erasure")
+def _m013_fleet_erasure(db: Database) -> None:
+    """Fleet sync: an erasure is queued as one (with its pseudonym), and rows still waiting
+    for upload are scrubbed with the library's own (:mod:`faceguard.library.fleet_tables`)."""
+    from faceguard.library import fleet_tables
+
+    fleet_tables.create_fleet_erasure(db)
+
+
 MIGRATION_NAMES: tuple[str, ...] = ("001_people", "002_templates", "003_events", "004_audit",
                                      "005_identity", "006_admin", "007_liveness",
                                      "008_access_rules", "010_audit_chain", "011_privacy",
-                                     "012_fleet_sync")
+                                     "012_fleet_sync", "013_fleet_erasure")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
