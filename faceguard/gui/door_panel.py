@@ -256,7 +256,7 @@ class DoorSettingsDialog(QDialog):
             self._say(str(error), "error")
             return
         try:
-            self.ctx.apply_settings(new, actor="admin")
+            self.ctx.apply_settings(new, actor=self.ctx.actor)
         except FaceGuardError as error:
             self.gate.reconfigure(old)
             self._say(str(error), "error")

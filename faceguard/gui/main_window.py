@@ -465,7 +465,7 @@ class MainWindow(QMainWindow):
         """The access rules editor; the kiosk reads the rules again after each change."""
         if not self._unlock("change the access rules", Permission.SETTINGS):
             return
-        admin = AccessAdmin(self.ctx, actor="admin")
+        admin = AccessAdmin(self.ctx, actor=self.ctx.actor)
         if self.pipeline.gate is not None:
             admin.on_changed(self.pipeline.gate.reload)
         self.opener(RulesDialog(admin, self))
@@ -482,7 +482,8 @@ class MainWindow(QMainWindow):
         gate = self.pipeline.gate
         if gate is None or not self._unlock("open the door", Permission.KIOSK):
             return
-        task = Task(lambda _task: gate.manual_open("admin"))
+        actor = self.ctx.actor
+        task = Task(lambda _task: gate.manual_open(actor))
         task.on_done(self._door_opened)
         task.failed.connect(partial(self.show_error, "Door"))
         self.runner.start(task)
