@@ -17,7 +17,6 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TextIO
 
 import numpy as np
 
@@ -33,7 +32,7 @@ from faceguard.vision.image_io import load_image
 from faceguard.vision.selection import PICKS, Pick
 from faceguard.wording import one_line, plural
 
-from faceguard.console import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from faceguard.console import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, Progress
 from faceguard.console import print_error as _err
 
 __all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "CommandError", "main"]
@@ -44,31 +43,6 @@ class CommandError(FaceGuardError):
 
 
 # -- output helpers ------------------------------------------------------------------------
-
-class Progress:
-    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
-
-    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
-        self.total, self.label = total, label
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self._last_reported = -1
-
-    def __call__(self, done: int, total: int | None = None) -> None:
-        total = total or self.total
-        if self.tty:
-            width = 30
-            filled = int(width * done / max(total, 1))
-            bar = "#" * filled + "-" * (width - filled)
-            end = "\n" if done >= total else ""
-            self.stream.write(f"\r{self.label} [{bar}] {done}/{total}{end}")
-            self.stream.flush()
-        else:
-            step = max(1, total // 10)
-            if done == total or done // step != self._last_reported // step:
-                self.stream.write(f"{self.label}: {done}/{total}\n")
-                self._last_reported = done
-
 
 def _print_results(results: Sequence[PhotoResult]) -> None:
     for result in results:
@@ -485,6 +459,7 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
                         "faceguard.core.security_cli",
                         "faceguard.core.door_cli",
                         "faceguard.core.fleet_cli",
+                        "faceguard.core.model_cli",
                         OPTIONAL_COMMANDS):
         try:
             module = importlib.import_module(module_name)

@@ -7,6 +7,7 @@ inputs failed; each is named on stderr); 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import sys
+from typing import TextIO
 
 from faceguard.wording import one_line
 
@@ -16,3 +17,28 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 13
 def print_error(message: str) -> None:
     """``faceguard: <message>`` on one line of stderr (control characters escaped)."""
     print(f"faceguard: {one_line(message)}", file=sys.stderr, flush=True)
+
+
+class Progress:
+    """A one-line progress bar on stderr (plain lines when stderr is not a terminal)."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total, self.label = total, label
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._last_reported = -1
+
+    def __call__(self, done: int, total: int | None = None) -> None:
+        total = total or self.total
+        if self.tty:
+            width = 30
+            filled = int(width * done / max(total, 1))
+            bar = "#" * filled + "-" * (width - filled)
+            end = "\n" if done >= total else ""
+            self.stream.write(f"\r{self.label} [{bar}] {done}/{total}{end}")
+            self.stream.flush()
+        else:
+            step = max(1, total // 10)
+            if done == total or done // step != self._last_reported // step:
+                self.stream.write(f"{self.label}: {done}/{total}\n")
+                self._last_reported = done

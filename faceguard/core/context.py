@@ -27,7 +27,13 @@ from faceguard.library.backup import KioskLock, hold_kiosk_lock
 from faceguard.library.consent import clean_who, consent_required
 from faceguard.library.crypto import read_passphrase
 from faceguard.library.database import FaceLibrary, Person
-from faceguard.library.matcher import UNCALIBRATED_THRESHOLD, Matcher
+from faceguard.library.matcher import (
+    DEFAULT_FUSION,
+    FUSION_RULES,
+    UNCALIBRATED_THRESHOLD,
+    Fusion,
+    Matcher,
+)
 from faceguard.library.person_export import ExportSummary, export_person
 from faceguard.paths import data_dir, make_private_dir, make_private_file
 from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
@@ -166,12 +172,20 @@ class AppContext:
         return operating_point(self.settings.replace(match_threshold=None), path).threshold
 
     @cached_property
+    def fusion(self) -> Fusion:
+        """The template-fusion rule the model's threshold was calibrated with (its manifest
+        entry's ``fusion``; best template alone when it names none)."""
+        path, _ = embedder_location(self.settings)
+        rule = (manifest_entry(path) or {}).get("fusion", DEFAULT_FUSION)
+        return next((known for known in FUSION_RULES if known == rule), DEFAULT_FUSION)
+
+    @cached_property
     def matcher(self) -> Matcher:
         """Matcher over the library, re-embedding templates of an older model first."""
         self.sync_templates()
         point = self.operating_point
         return Matcher.from_library(self.library, self.engine.model_id, point.threshold,
-                                    point.margin)
+                                    point.margin, self.fusion)
 
     def apply_settings(self, new: Settings, *, actor: str) -> dict[str, list[object]]:
         """Make ``new`` the settings in force: save them (SettingsError leaves everything as
@@ -230,14 +244,19 @@ class AppContext:
             self.matcher.remove_person(person_id)
         self._person_changed(person_id)
 
-    def sync_templates(self) -> int:
-        """Re-embed templates made by another model from their stored crops; returns count."""
+    def sync_templates(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Re-embed templates made by another model from their stored crops; returns count.
+
+        Each batch is committed on its own, so an upgrade stopped part-way (even by kill -9)
+        keeps what it did and the next call resumes with the rest; ``progress(done, total)``
+        follows it batch by batch.
+        """
         stale = self.library.templates_needing_reembed(self.engine.model_id)
         if not stale:
             return 0
         embedder = self.engine.embedder
         result = self.library.reembed(embedder.model_id, lambda crops: embedder.embed(
-            np.stack(crops)), actor="system")
+            np.stack(crops)), actor="system", progress=progress, commit_each_batch=True)
         return result.updated
 
     # -- admin accounts (roles: faceguard.core.roles), consent, the audit chain --------------

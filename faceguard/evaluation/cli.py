@@ -12,7 +12,8 @@ from typing import Any
 
 from faceguard.cli import CommandError, Progress
 from faceguard.core.context import AppContext, embedder_location
-from faceguard.evaluation.gallery import DEFAULT_SEED, evaluate_lfw_gallery
+from faceguard.errors import FaceGuardError
+from faceguard.evaluation.gallery import DEFAULT_SEED, evaluate_lfw_gallery, gallery_rules
 from faceguard.evaluation.lfw import (
     FALLBACK_SAMPLE,
     LFW_MIN_FACE,
@@ -25,6 +26,7 @@ from faceguard.evaluation.lfw import (
     SFaceEmbed,
     TeacherEmbed,
     VerificationScores,
+    embed_subset,
     engine_embed_fn,
     evaluate_lfw,
     format_report,
@@ -34,6 +36,13 @@ from faceguard.evaluation.lfw import (
     time_engine,
     time_sface,
     time_teacher,
+)
+from faceguard.evaluation.open_set import (
+    EQUAL_STRANGERS,
+    RuleRow,
+    format_rules_table,
+    utkface_site_threshold,
+    utkface_vectors,
 )
 from faceguard.vision.engine import FaceEngine
 
@@ -186,16 +195,51 @@ def cmd_eval_gallery(ctx: AppContext, args: argparse.Namespace) -> int:
         args.dataset, engine_embed_fn(engine, min_face, LFW_PICK), model_id=engine.model_id,
         cache_key=f"{engine.model_id}_minface{min_face}_{LFW_PICK}", limit_pairs=args.limit_pairs,
         threshold=threshold, margin=margin, seed=args.seed, progress=reporter.progress,
-        note=reporter.note)
+        note=reporter.note, fusion=ctx.fusion)
     overridden = args.threshold is not None or args.margin is not None
     source = "command line" if overridden else point.source
+    rules = _rules_table(args, engine, threshold, margin, min_face, reporter) if args.rules \
+        else None
     if args.json:
+        extra: dict[str, Any] = {} if rules is None else {"rules": rules}
         print(json.dumps({"dataset": args.dataset, "model_id": engine.model_id,
-                          "operating_point_source": source, **report.to_json()}, indent=1))
+                          "operating_point_source": source, "fusion": ctx.fusion,
+                          **report.to_json(), **extra}, indent=1))
     else:
         print(report.format(f"LFW gallery protocol, {engine.model_id} (operating point: "
-                            f"{source})"))
+                            f"{source}; template fusion {ctx.fusion})"))
+        if rules is not None:
+            print(format_rules_table([RuleRow(**row) for row in rules["rows"]],
+                                     rules["note"]))
     return 0
+
+
+def _rules_table(args: argparse.Namespace, engine: FaceEngine, threshold: float, margin: float,
+                 min_face: int, reporter: _Reporter) -> dict[str, Any]:
+    """Each open-set rule on the gallery split, the cohort rule's threshold set on UTKFace."""
+    subset = load_subset(args.dataset, args.limit_pairs)
+    embeddings = embed_subset(subset, engine_embed_fn(engine, min_face, LFW_PICK),
+                              model_id=engine.model_id,
+                              cache_key=f"{engine.model_id}_minface{min_face}_{LFW_PICK}",
+                              progress=reporter.progress, note=reporter.note)
+    try:
+        utk = utkface_vectors(Path(args.utkface), engine_embed_fn(engine, min_face, "largest"),
+                              model_id=engine.model_id, count=args.utkface_faces,
+                              progress=reporter.progress)
+        site = utkface_site_threshold(utk, threshold, margin)
+    except (FaceGuardError, ValueError) as error:
+        raise CommandError(f"--rules: {error}") from error
+    thresholds = {"max": threshold, "max_mean": threshold, "cohort": site.cohort_threshold}
+    rows = gallery_rules(subset.identities, embeddings.vectors, embeddings.has_face,
+                         thresholds=thresholds, margin=margin, seed=args.seed)
+    note = (f"threshold {threshold:.4f} (max, max_mean) accepts {100 * site.stranger_rate:.2f}% "
+            f"of {site.strangers} UTKFace strangers on a simulated {site.people}-person UTKFace "
+            f"site; the cohort z threshold {site.cohort_threshold:.3f} accepts as many there. "
+            f"Margin {margin:.3f} over the runner-up in every rule. {EQUAL_STRANGERS}: "
+            "max_mean at the threshold where it accepts no more LFW strangers than max "
+            "(read off LFW: for reporting only).")
+    return {"rows": [vars(row) for row in rows], "note": note,
+            "utkface_site": vars(site)}
 
 
 def _liveness_scores(engine: FaceEngine, checker: Any, folder: Path, min_face: int,
@@ -327,6 +371,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gallery.add_argument("--margin", type=float, help="override the operating margin")
     gallery.add_argument("--seed", type=int, default=DEFAULT_SEED,
                          help="seed choosing who is enrolled and with which photos")
+    gallery.add_argument("--rules", action="store_true",
+                         help="also compare the open-set rules (best template, + mean "
+                         "template, + cohort normalisation) at thresholds set on UTKFace")
+    gallery.add_argument("--utkface", default="../shared/datasets/utkface",
+                         help="UTKFace folder for --rules (its threshold, never LFW)")
+    gallery.add_argument("--utkface-faces", type=_positive, default=3000, metavar="N",
+                         help="UTKFace images embedded for --rules (first N by name)")
     gallery.set_defaults(func=cmd_eval_gallery)
 
     liveness = actions.add_parser(

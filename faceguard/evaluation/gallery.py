@@ -27,7 +27,8 @@ from faceguard.evaluation.lfw import (
     no_note,
     no_progress,
 )
-from faceguard.library.matcher import Matcher
+from faceguard.evaluation.open_set import RuleRow, gallery_rules_table
+from faceguard.library.matcher import DEFAULT_FUSION, Fusion, Matcher
 
 MIN_IMAGES = 4
 ENROL_PER_PERSON = 2
@@ -114,10 +115,22 @@ class GalleryReport:
         ])
 
 
-def evaluate_gallery(identities: Sequence[str], vectors: np.ndarray, has_face: np.ndarray, *,
-                     threshold: float, margin: float, seed: int = DEFAULT_SEED
-                     ) -> GalleryReport:
-    """Run the protocol on per-image identities and vectors (rows without a face ignored)."""
+@dataclass(frozen=True)
+class GallerySplit:
+    """Who is enrolled with which photos, the enrolled probes and the strangers (image rows)."""
+
+    qualifying: list[str]
+    enrolled: list[str]
+    template_ids: list[int]
+    template_rows: list[int]
+    probes: list[tuple[int, int]]  # (image row, person id), with or without a face
+    strangers: list[int]
+    people: int
+
+
+def split_gallery(identities: Sequence[str], has_face: np.ndarray,
+                  seed: int = DEFAULT_SEED) -> GallerySplit:
+    """The protocol's fixed split of the images (see the module docstring)."""
     faces = np.asarray(has_face, dtype=bool)
     by_person: dict[str, list[int]] = {}
     for index, name in enumerate(identities):
@@ -141,7 +154,20 @@ def evaluate_gallery(identities: Sequence[str], vectors: np.ndarray, has_face: n
                 template_rows.append(row)
     strangers = [row for name, rows in by_person.items() if name not in enrolled_set
                  for row in rows]
-    matcher = Matcher(threshold, margin)
+    return GallerySplit(qualifying, enrolled, template_ids, template_rows, probes, strangers,
+                        len(by_person))
+
+
+def evaluate_gallery(identities: Sequence[str], vectors: np.ndarray, has_face: np.ndarray, *,
+                     threshold: float, margin: float, seed: int = DEFAULT_SEED,
+                     fusion: Fusion = DEFAULT_FUSION) -> GalleryReport:
+    """Run the protocol on per-image identities and vectors (rows without a face ignored)."""
+    faces = np.asarray(has_face, dtype=bool)
+    split = split_gallery(identities, faces, seed)
+    qualifying, enrolled = split.qualifying, split.enrolled
+    template_ids, template_rows = split.template_ids, split.template_rows
+    probes, strangers = split.probes, split.strangers
+    matcher = Matcher(threshold, margin, fusion)
     if template_rows:
         matcher.load(np.array(template_ids, np.int64), vectors[template_rows])
     probe_rows = [row for row, _ in probes if faces[row]]
@@ -164,7 +190,7 @@ def evaluate_gallery(identities: Sequence[str], vectors: np.ndarray, has_face: n
         templates=len(template_rows), enrolled_probes=len(probes),
         enrolled_probes_without_face=len(probes) - len(probe_rows), rank1_correct=int(rank1),
         correctly_accepted=int(accepted), wrongly_accepted_as_other=int(other),
-        stranger_people=len(by_person) - len(enrolled), stranger_probes=len(strangers),
+        stranger_people=split.people - len(enrolled), stranger_probes=len(strangers),
         stranger_probes_without_face=len(strangers) - len(stranger_rows),
         strangers_accepted=int(strangers_accepted))
 
@@ -173,11 +199,26 @@ def evaluate_lfw_gallery(dataset_dir: str | os.PathLike[str], embed_image: Embed
                          model_id: str, threshold: float, margin: float,
                          cache_key: str | None = None, limit_pairs: int | None = None,
                          seed: int = DEFAULT_SEED, cache_dir: Path | None = None,
-                         progress: ProgressFn = no_progress, note: NoteFn = no_note
-                         ) -> GalleryReport:
+                         progress: ProgressFn = no_progress, note: NoteFn = no_note,
+                         fusion: Fusion = DEFAULT_FUSION) -> GalleryReport:
     """The gallery protocol on the LFW pair images, sharing the LFW embedding cache."""
     subset = load_subset(dataset_dir, limit_pairs)
     embeddings = embed_subset(subset, embed_image, model_id=model_id, cache_key=cache_key,
                               cache_dir=cache_dir, progress=progress, note=note)
     return evaluate_gallery(subset.identities, embeddings.vectors, embeddings.has_face,
-                            threshold=threshold, margin=margin, seed=seed)
+                            threshold=threshold, margin=margin, seed=seed, fusion=fusion)
+
+
+def gallery_rules(identities: Sequence[str], vectors: np.ndarray, has_face: np.ndarray, *,
+                  thresholds: dict[str, float], margin: float, seed: int = DEFAULT_SEED
+                  ) -> list[RuleRow]:
+    """The open-set rules table (:mod:`faceguard.evaluation.open_set`) on the same split."""
+    faces = np.asarray(has_face, dtype=bool)
+    split = split_gallery(identities, faces, seed)
+    probe_rows = [row for row, _ in split.probes if faces[row]]
+    probe_people = np.array([p for row, p in split.probes if faces[row]], np.int64)
+    stranger_rows = [row for row in split.strangers if faces[row]]
+    return gallery_rules_table(
+        np.array(split.template_ids, np.int64), vectors[split.template_rows], probe_people,
+        vectors[probe_rows], vectors[stranger_rows], thresholds, margin,
+        enrolled_probes_total=len(split.probes))

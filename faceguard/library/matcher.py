@@ -11,6 +11,14 @@ rounding residual. A search scans only the float16 rows (half the bytes of a flo
 then re-ranks the people near the top in float32 from both parts, so the best two people and
 their similarities are float32's (to about 1e-7). Memory: 51.2 MB per 100k templates of 128
 dimensions, plus 0.8 MB of ids.
+
+Template fusion (``fusion``): with ``"max"`` (the class default) a person's score is their best
+template's; with ``"max_mean"`` (what the product uses when the model's manifest entry says so;
+see :mod:`faceguard.core.context`) each person also has a *mean template*, the normalised mean of
+their normalised templates, and the person's score is the best of their templates and that
+mean. The mean of a person's photos sits nearer their other photos than a single one does, so
+it lifts genuine scores more than impostor ones; ``faceguard eval gallery --rules`` measures
+what it adds. People with one template score the same under both rules.
 """
 
 from __future__ import annotations
@@ -43,6 +51,10 @@ NO_MATCH_SIMILARITY = -1.0
 # Upper bound on the similarity block computed at once (elements), to bound memory.
 _BLOCK_ELEMENTS = 1 << 24
 RERANK_MAX = 64  # most people re-ranked in float32 per query
+
+Fusion = Literal["max", "max_mean"]
+FUSION_RULES: tuple[Fusion, ...] = ("max", "max_mean")
+DEFAULT_FUSION: Fusion = "max"
 
 
 @dataclass(frozen=True)
@@ -99,10 +111,14 @@ class Matcher:
         self,
         threshold: float = UNCALIBRATED_THRESHOLD,
         margin: float = DEFAULT_MATCH_MARGIN,
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> None:
-        """An empty matcher with the given operating point."""
+        """An empty matcher with the given operating point and template-fusion rule."""
+        if fusion not in FUSION_RULES:
+            raise ValueError(f"unknown fusion rule {fusion!r}; use one of {FUSION_RULES}")
         self.threshold = float(threshold)
         self.margin = float(margin)
+        self._fusion: Fusion = fusion
         self._lock = threading.Lock()
         self._library: FaceLibrary | None = None
         self._model_id: str | None = None
@@ -111,6 +127,8 @@ class Matcher:
         self._residual = np.zeros((0, 0), dtype=STORAGE_DTYPE)  # float16 rounding lost
         self._starts = np.zeros(0, dtype=np.intp)  # first row of each person
         self._people = np.zeros(0, dtype=np.int64)  # person id of each segment
+        # float16 mean template of each person (``max_mean`` only; re-ranked in float32)
+        self._means = np.zeros((0, 0), dtype=STORAGE_DTYPE)
         self._pending_ids: list[np.ndarray] = []
         self._pending_rows: list[np.ndarray] = []
 
@@ -121,9 +139,10 @@ class Matcher:
         model_id: str,
         threshold: float = UNCALIBRATED_THRESHOLD,
         margin: float = DEFAULT_MATCH_MARGIN,
+        fusion: Fusion = DEFAULT_FUSION,
     ) -> Matcher:
         """A matcher over the library's active people's templates made by ``model_id``."""
-        matcher = cls(threshold, margin)
+        matcher = cls(threshold, margin, fusion)
         matcher._library = library
         matcher._model_id = model_id
         matcher.reload()
@@ -137,6 +156,11 @@ class Matcher:
         with self._lock:
             self._flush()
             return self._matrix.shape[1] if self._matrix.shape[0] else None
+
+    @property
+    def fusion(self) -> Fusion:
+        """The template-fusion rule (fixed when the matcher is made)."""
+        return self._fusion
 
     @property
     def model_id(self) -> str | None:
@@ -155,7 +179,7 @@ class Matcher:
         with self._lock:
             self._flush()
             return int(self._matrix.nbytes + self._residual.nbytes + self._ids.nbytes
-                       + self._starts.nbytes + self._people.nbytes)
+                       + self._starts.nbytes + self._people.nbytes + self._means.nbytes)
 
     @property
     def person_ids(self) -> np.ndarray:
@@ -217,6 +241,7 @@ class Matcher:
             self._residual = np.zeros((0, 0), dtype=STORAGE_DTYPE)
             self._starts = np.zeros(0, dtype=np.intp)
             self._people = np.zeros(0, dtype=np.int64)
+            self._means = np.zeros((0, 0), dtype=STORAGE_DTYPE)
             return
         if ids.size > 1 and np.any(ids[1:] < ids[:-1]):
             order = np.argsort(ids, kind="stable")
@@ -228,6 +253,9 @@ class Matcher:
         np.not_equal(ids[1:], ids[:-1], out=boundary[1:])
         self._starts = np.flatnonzero(boundary)
         self._people = ids[self._starts]
+        if self._fusion == "max_mean":
+            means = mean_templates(exact_rows(self._matrix, self._residual), self._starts)
+            self._means = means.astype(STORAGE_DTYPE)
 
     def _flush(self) -> None:
         """Merge templates added since the last search into the sorted arrays (lock held)."""
@@ -260,13 +288,16 @@ class Matcher:
         with self._lock:
             self._flush()
             matrix, residual = self._matrix, self._residual
-            starts, people = self._starts, self._people
+            starts, people, means = self._starts, self._people, self._means
         dim = matrix.shape[1] if matrix.shape[0] else None
         queries = _normalise_rows(_as_rows(query, dim))
         if dim is None:
             unknown = MatchResult(None, NO_MATCH_SIMILARITY, None, "unknown", None)
             return [unknown] * queries.shape[0]
-        best, best_idx, second = self._best_two(matrix, residual, starts, queries)
+        if self.fusion == "max_mean":
+            best, best_idx, second = _fused_best_two(matrix, residual, starts, means, queries)
+        else:
+            best, best_idx, second = self._best_two(matrix, residual, starts, queries)
         results: list[MatchResult] = []
         for q in range(queries.shape[0]):
             sim = float(best[q])
@@ -285,7 +316,7 @@ class Matcher:
         return results
 
     def person_similarity(self, person_id: int, query: np.ndarray) -> float | None:
-        """The best similarity of one face (D,) to one person's templates (None: none held)."""
+        """One face's (D,) score for one person under the fusion rule (None: none held)."""
         with self._lock:
             self._flush()
             matrix, residual = self._matrix, self._residual
@@ -296,7 +327,8 @@ class Matcher:
         lo = int(starts[segment[0]])
         hi = int(starts[segment[0] + 1]) if segment[0] + 1 < starts.size else matrix.shape[0]
         query_row = _normalise_rows(_as_rows(query, matrix.shape[1]))[0]
-        return float(np.max(exact_rows(matrix[lo:hi], residual[lo:hi]) @ query_row))
+        rows = exact_rows(matrix[lo:hi], residual[lo:hi])
+        return _fused_score(rows, query_row, self.fusion)
 
     @staticmethod
     def _best_two(
@@ -357,3 +389,60 @@ def _rescore(segments: np.ndarray, matrix: np.ndarray, residual: np.ndarray,
         scored.append((int(segment), float(np.max(rows @ query))))
     scored.sort(key=lambda item: (-item[1], item[0]))
     return scored
+
+
+def _fused_score(rows: np.ndarray, query: np.ndarray, fusion: Fusion) -> float:
+    """One person's float32 score: best template, or best of templates and their mean."""
+    score = float(np.max(rows @ query))
+    if fusion == "max_mean" and rows.shape[0] > 1:
+        mean = rows.sum(axis=0)
+        score = max(score, float(mean @ query) / max(float(np.linalg.norm(mean)), 1e-12))
+    return score
+
+
+def mean_templates(rows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """(P, D) float32: each person's normalised mean of their (unit) template rows."""
+    sums = np.add.reduceat(rows.astype(np.float32), starts, axis=0)
+    return _normalise_rows(sums)
+
+
+def _fused_best_two(
+    matrix: np.ndarray, residual: np.ndarray, starts: np.ndarray, means: np.ndarray,
+    queries: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """:meth:`Matcher._best_two` under ``"max_mean"``: a person's score is the best of their
+    templates and their mean template.
+
+    Per query, the float16 scans of the templates and of the (float16) mean templates give
+    each person's fused score to within ``SCAN_ERROR``; every person within twice that of the
+    runner-up is re-scored in float32 (the mean recomputed from the exact rows), which
+    includes the true best two.
+    """
+    n_templates, n_people, n_queries = matrix.shape[0], starts.size, queries.shape[0]
+    ends = np.append(starts[1:], n_templates)
+    block = max(1, _BLOCK_ELEMENTS // max(n_templates, 1))
+    best = np.empty(n_queries, dtype=np.float32)
+    best_idx = np.empty(n_queries, dtype=np.intp)
+    second = np.empty(n_queries, dtype=np.float32) if n_people > 1 else None
+    for lo in range(0, n_queries, block):
+        hi = min(lo + block, n_queries)
+        sims = half_scores(matrix, queries[lo:hi])  # (N, q)
+        mean_sims = half_scores(means, queries[lo:hi])  # (P, q)
+        per_person = np.maximum(np.maximum.reduceat(sims, starts, axis=0), mean_sims)
+        for col in range(hi - lo):
+            scores = per_person[:, col]
+            if n_people == 1:
+                near = np.array([0])
+            else:
+                top2 = np.argpartition(-scores, 1)[:2]
+                runner_up = float(np.min(scores[top2]))
+                near = np.flatnonzero(scores >= runner_up - 2 * SCAN_ERROR)
+                near = near[np.argsort(-scores[near], kind="stable")][:RERANK_MAX]
+            query = queries[lo + col]
+            ranked = sorted(((int(seg), _fused_score(exact_rows(
+                matrix[starts[seg]:ends[seg]], residual[starts[seg]:ends[seg]]), query,
+                "max_mean")) for seg in near), key=lambda item: (-item[1], item[0]))
+            best_idx[lo + col], best[lo + col] = ranked[0]
+            if second is not None:
+                second[lo + col] = ranked[1][1]
+    return best, best_idx, second

@@ -34,7 +34,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -173,9 +173,20 @@ def compute_chunk(canvases: np.ndarray, found: np.ndarray, view: int, start: int
     return out
 
 
+def view_order(views: int, first: Sequence[int] = ()) -> list[int]:
+    """Views 0..views-1 in the order to compute them: ``first`` (those below ``views``), then
+    the rest ascending. The order changes no view (each is drawn from (seed, face, view))."""
+    head = [v for v in dict.fromkeys(first) if 0 <= v < views]
+    return head + [v for v in range(views) if v not in head]
+
+
 def run_views(out: Path, views: int, seed: int, embed: EmbedFn, teacher_sha256: str,
-              chunk: int = VIEW_CHUNK, max_seconds: float | None = None) -> int:
-    """Stage 2 (resumable): every missing (view, chunk) file; returns how many it wrote."""
+              chunk: int = VIEW_CHUNK, max_seconds: float | None = None,
+              first: Sequence[int] = ()) -> int:
+    """Stage 2 (resumable): every missing (view, chunk) file; returns how many it wrote.
+
+    Views are computed one after the other over all faces, in :func:`view_order` order.
+    """
     canvases = np.load(out / "canvases.npy", mmap_mode="r")
     found = np.load(out / "found.npy")
     count = len(found)
@@ -184,7 +195,7 @@ def run_views(out: Path, views: int, seed: int, embed: EmbedFn, teacher_sha256: 
                            "teacher_sha256": teacher_sha256, "chunk": chunk, "count": count,
                            "canvas": CANVAS_SIZE, "dtype": "float16"})
     chunks = (count + chunk - 1) // chunk
-    todo = [(v, c) for v in range(views) for c in range(chunks)
+    todo = [(v, c) for v in view_order(views, first) for c in range(chunks)
             if not chunk_path(views_dir, v, c).is_file()]
     total = views * chunks
     _log(f"views: {total - len(todo)}/{total} chunks already done, {len(todo)} to do "
@@ -257,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=VIEW_CHUNK)
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop after this long (finish the current chunk)")
+    parser.add_argument("--first", default="",
+                        help="views to compute before the others, e.g. 0,2,3 (augmented views "
+                             "before the mirror when time is short)")
     parser.add_argument("--model", type=Path, default=None, help="prepared SFace file")
     args = parser.parse_args(argv)
     pin_threads(args.threads)
@@ -268,7 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         build_canvases(args.dataset, out, args.limit, args.threads)
         written = run_views(out, args.views, args.seed,
                             lambda crops: teacher.embed(crops, EMBED_BATCH),
-                            _file_sha256(model), args.chunk, args.max_seconds)
+                            _file_sha256(model), args.chunk, args.max_seconds,
+                            [int(v) for v in args.first.split(",") if v.strip()])
     except (FaceGuardError, OSError, ValueError) as error:
         print(f"teacher_views: {error}", file=sys.stderr)
         return 1

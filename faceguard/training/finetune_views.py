@@ -1,0 +1,439 @@
+"""Fine-tune the shipped student towards SFace on the teacher-views cache (CPU, resumable).
+
+The shipped model exists only as ONNX (BatchNorm folded, PReLU rewritten), so the student is
+rebuilt from it: :func:`student_from_onnx` loads the folded weights into
+:class:`LiteMobileFaceNet` with BatchNorm in an identity form, and :func:`calibrate_batchnorm`
+gives every BatchNorm the statistics of real faces while keeping the function unchanged
+(eval output equals the ONNX output; train-mode batch statistics then start close to it).
+
+The student's embedding space is dlib's, the targets are SFace's: :func:`procrustes` finds the
+rotation that best maps the student's vectors of the clean views onto the centred SFace vectors
+and :func:`rotate_output` folds it into the last linear layer. A rotation changes no cosine,
+so the rotated student scores exactly as the shipped one and training starts from there.
+
+Training draws for each face one of the views whose teacher vector is in the cache
+(:mod:`faceguard.training.teacher_views`; new chunks are picked up at every checkpoint, so it
+can run beside the teacher job), renders its 96x96 student input with
+:func:`faceguard.training.views.make_view` (exactly the pixels the teacher saw, resized) and
+minimises (1 - cos) + lambda * MSE of the batch's cosine-similarity matrices against the
+*centred* targets. Faces with the lowest recent cosine are drawn more often (half of every
+batch is drawn in proportion to 1 - cos). Run::
+
+    OMP_NUM_THREADS=1 nice -n 19 python -m faceguard.training.finetune_views \\
+        --init resources/models/lite_mobilefacenet_96.onnx --minutes 50
+
+``--out`` (default ``<train cache>/finetune_sface``) holds ``last.pt`` (every
+``--every`` steps, atomically; rerun the same command to resume), ``best.pt`` (best held-out
+cosine on the clean view) and ``history.json``; the checkpoints load in
+``python -m faceguard.training.export``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from faceguard.paths import train_cache_dir
+from faceguard.training.distill import (
+    CHECKPOINT_FORMAT,
+    WarmupCosine,
+    distill_loss,
+    load_checkpoint,
+    normalise_uint8,
+    param_groups,
+    save_checkpoint,
+    save_json,
+    split_indices,
+)
+from faceguard.training.model import ECA, ConvBN, LiteMobileFaceNet
+from faceguard.training.teacher_views import default_out as default_views
+from faceguard.training.teacher_views import load_teacher_views
+from faceguard.training.views import make_view
+
+ConvPair = tuple[nn.Module, nn.BatchNorm2d | None]
+
+
+# --------------------------------------------------------------------------- from ONNX
+def conv_pairs(model: LiteMobileFaceNet) -> list[ConvPair]:
+    """Every convolution in graph order with the BatchNorm folded into it (None for ECA)."""
+    pairs: list[ConvPair] = []
+    for module in model.modules():
+        if isinstance(module, ConvBN):
+            bn = module[1]
+            assert isinstance(bn, nn.BatchNorm2d)
+            pairs.append((module[0], bn))
+        elif isinstance(module, ECA):
+            pairs.append((module.conv, None))
+    pairs.append((model.linear, model.bn))
+    return pairs
+
+
+def _set_identity_bn(bn: nn.BatchNorm2d, bias: np.ndarray) -> None:
+    """BN that adds ``bias`` and does nothing else in eval mode."""
+    with torch.no_grad():
+        bn.weight.fill_(1.0)
+        bn.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
+        bn.running_mean.zero_()  # type: ignore[union-attr]
+        bn.running_var.fill_(1.0 - bn.eps)  # type: ignore[union-attr]
+
+
+def student_from_onnx(path: Path) -> LiteMobileFaceNet:
+    """The exported lite MobileFaceNet back in PyTorch (BatchNorm in identity form)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    convs = [node for node in graph.node if node.op_type == "Conv"]
+    slopes = [tensors[name] for node in graph.node if node.op_type == "Mul"
+              for name in node.input if name in tensors and tensors[name].ndim == 3]
+    model = LiteMobileFaceNet().eval()
+    pairs = conv_pairs(model)
+    prelus = [m for m in model.modules() if isinstance(m, nn.PReLU)]
+    if len(convs) != len(pairs) or len(slopes) != len(prelus):
+        raise ValueError(f"{path}: {len(convs)} Conv and {len(slopes)} PReLU nodes, the model "
+                         f"has {len(pairs)} and {len(prelus)}")
+    for node, (conv, bn) in zip(convs, pairs, strict=True):
+        weight = tensors[node.input[1]]
+        target = conv.weight
+        assert isinstance(target, torch.Tensor)
+        if tuple(weight.shape) != tuple(target.shape):
+            raise ValueError(f"{path}: Conv {node.output[0]} is {weight.shape}, the model "
+                             f"expects {tuple(target.shape)}")
+        with torch.no_grad():
+            target.copy_(torch.from_numpy(weight.copy()))
+        if bn is not None:
+            _set_identity_bn(bn, tensors[node.input[2]])
+    for prelu, slope in zip(prelus, slopes, strict=True):
+        with torch.no_grad():
+            prelu.weight.copy_(torch.from_numpy(slope.reshape(-1).copy()))
+    return model
+
+
+@torch.no_grad()
+def calibrate_batchnorm(model: LiteMobileFaceNet, x: torch.Tensor) -> None:
+    """Give each BatchNorm the statistics of its input on ``x`` without changing the output.
+
+    The eval-mode map of a BatchNorm is ``scale * z + shift``; with the statistics (mu, var)
+    of ``z`` on ``x`` it becomes running stats (mu, var), weight ``scale * sqrt(var + eps)``
+    and bias ``shift + scale * mu``: the same map, and train-mode batch statistics start near
+    the stored ones.
+    """
+    model.eval()
+    stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    handles = []
+    for index, (conv, bn) in enumerate(conv_pairs(model)):
+        if bn is None:
+            continue
+
+        def hook(_m: nn.Module, _i: Any, out: torch.Tensor, index: int = index) -> None:
+            stats[index] = (out.mean(dim=(0, 2, 3)), out.var(dim=(0, 2, 3), unbiased=False))
+
+        handles.append(conv.register_forward_hook(hook))
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    for index, (_conv, bn) in enumerate(conv_pairs(model)):
+        if bn is None:
+            continue
+        mu, var = stats[index]
+        rm, rv = bn.running_mean, bn.running_var
+        assert rm is not None and rv is not None
+        scale = bn.weight / torch.sqrt(rv + bn.eps)  # current eval map: scale * z + shift
+        shift = bn.bias - rm * scale
+        new_weight = scale * torch.sqrt(var + bn.eps)
+        bn.running_mean.copy_(mu)  # type: ignore[union-attr]
+        bn.running_var.copy_(var)  # type: ignore[union-attr]
+        bn.weight.copy_(new_weight)
+        bn.bias.copy_(shift + scale * mu)
+
+
+def procrustes(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Orthogonal R (D, D) minimising ||source @ R - target|| (rows are vectors)."""
+    u, _s, vt = np.linalg.svd(source.astype(np.float64).T @ target.astype(np.float64))
+    return (u @ vt).astype(np.float32)
+
+
+@torch.no_grad()
+def rotate_output(model: LiteMobileFaceNet, rotation: np.ndarray) -> None:
+    """Make the model output ``output @ rotation`` (last layer with BatchNorm in identity form).
+
+    Call before :func:`calibrate_batchnorm` (the last BatchNorm must be the identity plus a
+    bias, as :func:`student_from_onnx` leaves it).
+    """
+    bn = model.bn
+    rm, rv = bn.running_mean, bn.running_var
+    assert rm is not None and rv is not None
+    scale = bn.weight / torch.sqrt(rv + bn.eps)
+    shift = bn.bias - rm * scale
+    weight = model.linear.weight[:, :, 0, 0] * scale[:, None]  # (128, 512)
+    r = torch.from_numpy(rotation)
+    model.linear.weight.copy_((r.T @ weight)[:, :, None, None])
+    _set_identity_bn(bn, (r.T @ shift).numpy())
+
+
+# --------------------------------------------------------------------------- data
+class ViewData:
+    """Canvases, teacher vectors of the views done so far, and the centring mean."""
+
+    def __init__(self, views_dir: Path, max_views: int) -> None:
+        self.views_dir = views_dir
+        self.max_views = max_views
+        self.canvases = np.load(views_dir / "canvases.npy")
+        self.seed = int(json.loads((views_dir / "views" / "meta.json").read_text())["seed"])
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the cache (chunks written since the last call become usable)."""
+        vectors, done = load_teacher_views(self.views_dir, self.max_views)
+        self.vectors, self.done = vectors, done
+
+    def render(self, faces: np.ndarray, views: np.ndarray) -> np.ndarray:
+        """uint8 (B, 96, 96, 3) student inputs of these (face, view) pairs."""
+        return np.stack([make_view(self.canvases[f], int(f), int(v), self.seed)[1]
+                         for f, v in zip(faces, views, strict=True)])
+
+
+def centring_mean(vectors: np.ndarray, done: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Mean of the L2-normalised teacher vectors of all done views of ``faces``."""
+    rows = vectors[faces][done[faces]]
+    return rows.astype(np.float64).mean(axis=0).astype(np.float32)
+
+
+def centred(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """normalise(v - mean) row-wise (vectors are already unit length)."""
+    out = vectors.astype(np.float32) - mean
+    return out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)
+
+
+@torch.no_grad()
+def embed_batches(model: nn.Module, crops: np.ndarray, batch: int = 128) -> np.ndarray:
+    """L2-normalised student vectors of uint8 crops (eval mode)."""
+    model.eval()
+    out = [F.normalize(model(normalise_uint8(torch.from_numpy(crops[i:i + batch]))), dim=1)
+           for i in range(0, len(crops), batch)]
+    return torch.cat(out).numpy()
+
+
+def held_out_cosine(model: nn.Module, data: ViewData, faces: np.ndarray,
+                    mean: np.ndarray) -> dict[str, float]:
+    """Mean cosine to the centred target: clean view 0, and every done augmented view."""
+    clean = data.render(faces, np.zeros(len(faces), np.int64))
+    result = {"val_cos": float((embed_batches(model, clean)
+                                * centred(data.vectors[faces, 0], mean)).sum(1).mean())}
+    pairs = [(f, v) for f in faces for v in range(2, data.max_views) if data.done[f, v]]
+    if pairs:
+        f_idx = np.array([p[0] for p in pairs])
+        v_idx = np.array([p[1] for p in pairs])
+        e = embed_batches(model, data.render(f_idx, v_idx))
+        t = centred(data.vectors[f_idx, v_idx], mean)
+        result["val_cos_augmented"] = float((e * t).sum(1).mean())
+    return result
+
+
+# --------------------------------------------------------------------------- training
+def prepared_student(init: Path, data: ViewData, train_faces: np.ndarray, mean: np.ndarray,
+                     fit_faces: int = 3000, seed: int = 0) -> tuple[LiteMobileFaceNet, dict]:
+    """The shipped student, rotated onto the centred SFace space, BatchNorm calibrated."""
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(train_faces, min(fit_faces, len(train_faces)), replace=False))
+    crops = data.render(pick, np.zeros(len(pick), np.int64))
+    model = student_from_onnx(init)
+    before = embed_batches(model, crops)
+    target = centred(data.vectors[pick, 0], mean)
+    rotation = procrustes(before, target)
+    rotate_output(model, rotation)
+    calibrate_batchnorm(model, normalise_uint8(torch.from_numpy(crops[:512])))
+    after = embed_batches(model, crops)
+    info = {"procrustes_faces": len(pick),
+            "fit_cos_rotated": float((after * target).sum(1).mean()),
+            "rotation_kept_cosines": float(np.abs(after @ after[:64].T
+                                                  - before @ before[:64].T).max())}
+    return model, info
+
+
+def set_train_mode(model: nn.Module, freeze_bn: bool) -> None:
+    """Train mode; BatchNorm layers stay in eval mode (stored statistics) if ``freeze_bn``."""
+    model.train()
+    if freeze_bn:
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.eval()
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    p = argparse.ArgumentParser(prog="python -m faceguard.training.finetune_views",
+                                description=__doc__.splitlines()[0])
+    p.add_argument("--init", type=Path, required=True, help="the shipped student (ONNX)")
+    p.add_argument("--views-dir", type=Path, default=None,
+                   help="teacher-views cache (default <train cache>/sface_views)")
+    p.add_argument("--views", type=int, default=8, help="use views 0..K-1 where done")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--minutes", type=float, default=50.0,
+                   help="wall-clock budget; the schedule is fitted to it on the first steps")
+    p.add_argument("--steps", type=int, default=None, help="fixed schedule length instead")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--warmup-steps", type=int, default=100)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--relation-weight", type=float, default=1.0)
+    p.add_argument("--hard-fraction", type=float, default=0.5,
+                   help="part of a batch drawn in proportion to the face's 1 - cos")
+    p.add_argument("--every", type=int, default=150, help="checkpoint every N steps")
+    p.add_argument("--val-fraction", type=float, default=0.02)
+    p.add_argument("--train-bn", dest="freeze_bn", action="store_false",
+                   help="BatchNorm in train mode (default: frozen statistics, the shipped "
+                        "function at step 0; batches of 64 make batch statistics noisy)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1)
+    return p.parse_args(argv)
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Run or resume the fine-tuning; returns the last record."""
+    t_start = time.monotonic()
+    torch.set_num_threads(args.threads)
+    out: Path = args.out or train_cache_dir() / "finetune_sface"
+    out.mkdir(parents=True, exist_ok=True)
+    last_path, best_path = out / "last.pt", out / "best.pt"
+    data = ViewData(args.views_dir or default_views(), args.views)
+    found = np.load(data.views_dir / "found.npy")
+    faces = np.flatnonzero(found)
+    train_pos, val_pos = split_indices(len(faces), args.seed, args.val_fraction)
+    all_train, all_val = faces[train_pos], faces[val_pos]
+
+    def usable() -> tuple[np.ndarray, np.ndarray]:
+        return all_train[data.done[all_train].any(axis=1)], all_val[data.done[all_val, 0]]
+
+    train_faces, val_faces = usable()
+    if len(train_faces) < 1000 or len(val_faces) < 20:
+        raise SystemExit(f"error: only {len(train_faces)} faces have a teacher view yet")
+    resume = load_checkpoint(last_path) if last_path.exists() else None
+    history: list[dict[str, Any]] = []
+    if resume is None:
+        mean = centring_mean(data.vectors, data.done, train_faces)
+        model, info = prepared_student(args.init, data, train_faces, mean, seed=args.seed)
+        print(f"start: {json.dumps(info)}", flush=True)
+        start = held_out_cosine(model, data, val_faces, mean)
+        print(f"held out before fine-tuning: {json.dumps(start)}", flush=True)
+        history.append({"step": 0, **info, **start})
+    else:
+        mean = resume["target_mean"].numpy()
+        model = LiteMobileFaceNet()
+        model.load_state_dict(resume["model"])
+    set_train_mode(model, args.freeze_bn)
+    optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr,
+                                momentum=0.9, nesterov=True)
+    total = int(args.steps or 10**9)
+    plan = WarmupCosine(args.warmup_steps, total)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan)
+    hardness = np.full(len(found), 0.5, np.float32)
+    step, best, train_s = 0, -2.0, 0.0
+    rng = np.random.default_rng(args.seed + 1)
+    if resume is not None:
+        optimizer.load_state_dict(resume["optimizer"])
+        scheduler.load_state_dict(resume["scheduler"])
+        step, best = int(resume["step"]), float(resume["best_val_cos"])
+        total = int(resume["total_steps"])
+        plan.total_steps = total
+        hardness = resume["hardness"].numpy()
+        history, train_s = list(resume["history"]), float(resume["train_seconds"])
+        rng = np.random.default_rng([args.seed + 1, step])
+        print(f"resumed at step {step} of {total}", flush=True)
+    budget = args.minutes * 60.0
+    fitted = args.steps is not None or resume is not None
+    t_loop, steps_here = time.monotonic(), 0
+    loss_sum = cos_sum = 0.0
+    batch = args.batch_size
+    hard = round(batch * args.hard_fraction)
+    record: dict[str, Any] = {}
+    while step < total:
+        weights = hardness[train_faces] + 1e-3
+        pick = np.concatenate([
+            rng.choice(train_faces, batch - hard, replace=False),
+            rng.choice(train_faces, hard, replace=False, p=weights / weights.sum())])
+        done = data.done[pick]
+        views = np.array([rng.choice(np.flatnonzero(row)) for row in done])
+        x = normalise_uint8(torch.from_numpy(data.render(pick, views)))
+        target = torch.from_numpy(centred(data.vectors[pick, views], mean))
+        output = model(x)
+        loss, cos = distill_loss(output, target, args.relation_weight)
+        with torch.no_grad():
+            per_face = 1.0 - (F.normalize(output.detach(), dim=1) * target).sum(1)
+        hardness[pick] = 0.7 * hardness[pick] + 0.3 * per_face.numpy()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        step += 1
+        steps_here += 1
+        loss_sum += float(loss.detach())
+        cos_sum += float(cos.detach())
+        elapsed = time.monotonic() - t_start
+        if not fitted and steps_here == 30:
+            per_step = (time.monotonic() - t_loop) / steps_here
+            total = step + int((budget - elapsed) / per_step * 0.93)
+            plan.total_steps = total
+            fitted = True
+            print(f"schedule: {total} steps ({per_step:.2f} s a step, {batch / per_step:.0f} "
+                  "images/s)", flush=True)
+        if step % args.every == 0 or step >= total or elapsed > budget:
+            train_s += time.monotonic() - t_loop
+            t_loop = time.monotonic()
+            data.refresh()
+            train_faces, val_faces = usable()
+            metrics = held_out_cosine(model, data, val_faces, mean)
+            set_train_mode(model, args.freeze_bn)
+            n_every = max(1, steps_here if step % args.every else args.every)
+            record = {"step": step, "total_steps": total, "lr": optimizer.param_groups[0]["lr"],
+                      "train_loss": loss_sum / n_every, "train_cos": cos_sum / n_every,
+                      **metrics, "views_done": int(data.done.sum()),
+                      "train_seconds": round(train_s, 1), "elapsed_s": round(elapsed, 1)}
+            loss_sum = cos_sum = 0.0
+            history.append(record)
+            improved = metrics["val_cos"] > best
+            best = max(best, metrics["val_cos"])
+            print(json.dumps(record) + (" *" if improved else ""), flush=True)
+            ckpt = {"format": CHECKPOINT_FORMAT,
+                    "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                    "model_config": {"embedding_size": model.embedding_size,
+                                     "repeats": list(model.repeats)},
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "epoch": step, "step": step, "total_steps": total,
+                    "target_mean": torch.from_numpy(mean), "hardness": torch.from_numpy(hardness),
+                    "best_val_cos": best, "history": history, "train_seconds": train_s,
+                    "args": {k: str(v) for k, v in vars(args).items()}}
+            save_checkpoint(ckpt, last_path)
+            if improved:
+                save_checkpoint({k: v for k, v in ckpt.items()
+                                 if k not in ("optimizer", "scheduler")}, best_path)
+            save_json(history, out / "history.json")
+            if elapsed > budget:
+                print(f"budget: stopping at step {step} of {total}", flush=True)
+                break
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    args = parse_args(argv)
+    record = train(args)
+    print(f"done: {json.dumps(record)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
