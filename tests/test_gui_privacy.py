@@ -161,3 +161,25 @@ def test_the_admin_menu_shows_only_what_the_signed_in_role_may_do(
     window.admin.sign_out()
     assert visible() == everything and window.admin_button.text() == "Admin"
     window.shutdown()
+
+
+def test_the_import_dialog_records_who_collected_the_consent(
+        qtbot, ctx: AppContext, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    from faceguard.gui.enrol import ImportDialog
+    from faceguard.gui.tasks import ThreadRunner
+
+    folder = tmp_path / "people"
+    (folder / "Eileen Collins").mkdir(parents=True)
+    shutil.copy(ASTRONAUT, folder / "Eileen Collins" / "a.png")
+    dialog = ImportDialog(ctx, ThreadRunner())
+    qtbot.addWidget(dialog)
+    dialog.import_folder(folder)  # consent is required on this new library
+    assert "requires consent" in dialog.status.text() and ctx.library.list_people() == []
+    dialog.consent_by.setText("HR, signed forms 2026")
+    with qtbot.waitSignal(dialog.imported, timeout=30_000):
+        dialog.import_folder(folder)
+    [person] = ctx.library.list_people()
+    consent = get_consent(ctx.library, person.id)
+    assert consent is not None and consent.given_by == "HR, signed forms 2026"

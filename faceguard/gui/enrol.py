@@ -540,6 +540,11 @@ class ImportDialog(QDialog):
         self.choose_button = QPushButton("Choose folder…")
         self.choose_button.setProperty("accent", True)
         self.choose_button.clicked.connect(self.choose_folder)
+        self.consent_required = ctx.consent_required()
+        self.consent_by = QLineEdit()
+        self.consent_by.setPlaceholderText(
+            "Who collected these people's consent (recorded for each new person)"
+            + (": required here" if self.consent_required else ""))
         self.progress = QProgressBar()
         self.table = QTableWidget(0, 3)
         self.table.setHorizontalHeaderLabels(["Person", "Photo", "Result"])
@@ -551,6 +556,7 @@ class ImportDialog(QDialog):
         footer = theme.dialog_footer(self, self.status)
         layout = QVBoxLayout(self)
         layout.addWidget(intro)
+        layout.addWidget(self.consent_by)
         layout.addWidget(self.choose_button, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.progress)
         layout.addWidget(self.table, 1)
@@ -568,7 +574,18 @@ class ImportDialog(QDialog):
         except FaceGuardError as error:
             self.status.setText(f"{error}.")
             return
-        enroller = self.ctx.enroller(actor=self.ctx.actor)
+        who = self.consent_by.text().strip() or None
+        if who is None and self.consent_required:
+            self.status.setText("This site requires consent before enrolment: say who "
+                                "collected these people's consent first.")
+            self.consent_by.setFocus()
+            return
+        try:
+            consent = self.ctx.consent_for(who)
+        except FaceGuardError as error:
+            self.status.setText(f"{error}.")
+            return
+        enroller = self.ctx.enroller(actor=self.ctx.actor, consent=consent)
         worker = ImportWorker(enroller, folder)
         worker.progress.connect(self._progress)
         worker.photo.connect(self._photo)
