@@ -4,6 +4,7 @@
   admin role that may create schemas and roles);
 - ``server status [--dsn DSN] [--json]``: schema version, revision, counts, each kiosk's last
   contact; without ``--dsn`` it asks the server this kiosk has joined, as the kiosk;
+- ``server bench --dsn DSN``: simulated kiosks at scale (:mod:`faceguard.fleet.bench`);
 - ``kiosk join --dsn DSN --name NAME [--ca FILE]``: register this data folder as a kiosk (the
   DSN is used once, its password never stored; the kiosk's own credential goes to a file
   only its user may read); ``kiosk status``: this kiosk's sync state, without the network;
@@ -39,6 +40,8 @@ def cmd_server(ctx: AppContext, args: argparse.Namespace) -> int:
     from faceguard.fleet.server_schema import connect, init_server, server_status
 
     dsn = _dsn(args)
+    if args.action == "bench":
+        return _bench(dsn, args)
     if args.action == "init":
         if not dsn:
             raise FaceGuardError(f"server init needs --dsn DSN (or ${DSN_ENV})")
@@ -64,6 +67,20 @@ def cmd_server(ctx: AppContext, args: argparse.Namespace) -> int:
     for kiosk in status["kiosks"]:
         print(f"  {kiosk['name']:<20} last seen {kiosk['last_seen'] or 'never'}, "
               f"{plural(kiosk['events'], 'event')}")
+    return EXIT_OK
+
+
+def _bench(dsn: str | None, args: argparse.Namespace) -> int:
+    from faceguard.fleet.bench import run_fleet_bench
+
+    if not dsn:
+        raise FaceGuardError(f"server bench needs --dsn DSN (or ${DSN_ENV}) of a scratch "
+                             "database")
+    report = run_fleet_bench(dsn, kiosks=args.kiosks, events=args.events, rate_hz=args.rate,
+                             templates=args.templates, receivers=args.receivers,
+                             memory_templates=args.memory_templates,
+                             progress=lambda line: _err(line))
+    print(json.dumps(report, indent=None if args.json else 1))
     return EXIT_OK
 
 
@@ -111,6 +128,18 @@ def register(commands: Any) -> None:
     a = sub.add_parser("status", help="schema, revision, counts and kiosks")
     a.add_argument("--dsn", help="connection string (default: this kiosk's own)")
     a.add_argument("--json", action="store_true")
+    a = sub.add_parser("bench", help="simulated kiosks against a scratch database: events/s, "
+                       "sync lag p50/p99, an enrolment burst, memory of a large library")
+    a.add_argument("--dsn", help="admin connection string of a scratch database")
+    a.add_argument("--kiosks", type=int, default=50)
+    a.add_argument("--events", type=int, default=200, help="events per kiosk and phase")
+    a.add_argument("--rate", type=float, default=10.0, help="events per second per kiosk")
+    a.add_argument("--templates", type=int, default=10_000, help="enrolment burst size")
+    a.add_argument("--receivers", type=int, default=5,
+                   help="kiosks that take the burst over")
+    a.add_argument("--memory-templates", type=int, default=100_000,
+                   help="templates in the memory measurement (0: skip)")
+    a.add_argument("--json", action="store_true", help="one line")
     p.set_defaults(func=cmd_server)
 
     p = commands.add_parser("kiosk", help="join this kiosk to a fleet, or show its sync state")
