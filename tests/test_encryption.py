@@ -202,3 +202,42 @@ def test_encryption_commands_and_a_locked_library(tmp_path: Path,
     assert main([*base, "people", "list"]) == EXIT_OK  # names need no key
     assert main([*base, "people", "export", "Person 0", "--out", str(out)]) == EXIT_ERROR
     assert "give its passphrase" in capsys.readouterr().err
+
+
+def test_the_key_encryption_key_in_the_operating_system_keyring(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """With a real keyring backend (keyrings.alt's file keyring, in a folder of this test):
+    no passphrase is needed; an entry that vanished is a clear error."""
+    keyring = pytest.importorskip("keyring")
+    file_backend = pytest.importorskip("keyrings.alt.file")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    backend = file_backend.PlaintextKeyring()
+    monkeypatch.setattr(backend, "file_path", str(tmp_path / "xdg" / "keyring.cfg"),
+                        raising=False)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(backend)
+    try:
+        folder = tmp_path / "data"
+        folder.mkdir()
+        _fill(folder / "faceguard.db", people=1)
+        monkeypatch.delenv(crypto.PASSPHRASE_ENV, raising=False)
+        base = ["--data-dir", str(folder)]
+        assert main([*base, "encryption", "enable", "--keyring"]) == EXIT_OK
+        assert "key wrapped by the operating system's keyring" in capsys.readouterr().out
+        with FaceLibrary.open(folder / "faceguard.db") as library:
+            record = encryption.key_record(library)
+            assert record is not None and record.kek == "keyring"
+        assert main([*base, "people", "export", "Person 0", "--out",
+                     str(tmp_path / "p.zip")]) == EXIT_OK  # unlocked from the keyring
+        with FaceLibrary.open(folder / "faceguard.db") as library, \
+                library.reading("reading the id") as conn:
+            library_id = conn.execute("SELECT value FROM library_meta WHERE key = "
+                                      "'library.id'").fetchone()[0]
+        keyring.delete_password(crypto.KEYRING_SERVICE, f"library-{library_id}")
+        capsys.readouterr()
+        assert main([*base, "people", "list"]) == EXIT_ERROR
+        err = capsys.readouterr().err
+        assert "is missing from the operating system's keyring" in err and "Traceback" not in err
+    finally:
+        keyring.set_keyring(previous)
