@@ -437,3 +437,27 @@ def test_an_erasure_pseudonymises_the_person_everywhere_and_nothing_pending_leak
     assert b.library.list_people() == []
     assert {e.person_name for e in b.library.query_events()} == {result.pseudonym}
     assert len(b.library.query_events()) == 3
+
+
+def test_encrypted_libraries_send_opened_face_data_and_seal_what_they_take_over(
+        server: str, tmp_path: Path) -> None:
+    pytest.importorskip("cryptography")
+    from faceguard.library.encryption import enable
+
+    front, side = kiosk(tmp_path, server, "front"), kiosk(tmp_path, server, "side")
+    a, b = engine(front), engine(side)
+    for lib in (a.library, b.library):
+        enable(lib, passphrase="correct horse battery staple 42", use_keyring=False,
+               actor="test", batch_rows=50)
+    enrol(a.library, "Eve", 6)
+    a.sync_once()
+    with connect(server) as conn:
+        blob = bytes(conn.execute("SELECT embedding FROM templates").fetchone()[0])
+    wanted = (vector(6) / np.linalg.norm(vector(6))).astype("<f4")
+    assert np.allclose(np.frombuffer(blob, "<f4"), wanted, atol=1e-6)  # opened, not sealed
+    b.sync_once()
+    with b.library.reading("t") as conn:
+        stored, seal = conn.execute("SELECT embedding, embedding_seal FROM templates").fetchone()
+    assert seal is not None and bytes(stored) != blob  # sealed at rest on the other kiosk
+    ids, matrix = b.library.templates_matrix("test-model")
+    assert len(ids) == 1 and float(matrix[0] @ wanted) > 0.999

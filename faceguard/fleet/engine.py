@@ -406,7 +406,7 @@ class SyncEngine:
                     cur.execute(f"{select} WHERE revision > %s AND revision <= %s{mine} "
                                 "ORDER BY revision", params)
                     batch += [(apply, row) for row in cur.fetchall()]
-            done = local.Applied()
+            done = local.Applied(seal=getattr(self.library, "_seal", None))
             with local.applying(self.library, "taking over changes from the fleet server") \
                     as lconn:
                 for apply, row in batch:

@@ -12,7 +12,7 @@ import contextlib
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -225,6 +225,9 @@ class Applied:
     removed: int = 0
     conflicts: list[str] = field(default_factory=list)
     person_ids: set[int] = field(default_factory=set)  # local people whose matching changed
+    # the library's sealing of face blobs (encryption at rest): (table, column, row id,
+    # plaintext) -> (stored blob, seal); None stores them as they are
+    seal: Callable[[str, str, int, bytes], tuple[Any, Any]] | None = None
 
     def total(self) -> int:
         return self.people + self.templates + self.groups + self.holidays + self.events + \
@@ -330,14 +333,23 @@ def apply_template(conn: sqlite3.Connection, row: dict[str, Any], done: Applied)
             "INSERT INTO templates (person_id, embedding, dim, model_id, quality, crop_jpeg, "
             "source, content_sha256, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (person[0], *values, _stamp(row["created"])))
+        template_id = int(cursor.lastrowid or 0)
         conn.execute("INSERT INTO fleet_templates (template_id, uid, revision, dirty) VALUES "
-                     "(?, ?, ?, 0)", (int(cursor.lastrowid or 0), uid, revision))
+                     "(?, ?, ?, 0)", (template_id, uid, revision))
     else:
+        template_id = known[0]
         conn.execute("UPDATE templates SET embedding = ?, dim = ?, model_id = ?, quality = ?, "
                      "crop_jpeg = ?, source = ?, content_sha256 = ? WHERE id = ?",
-                     (*values, known[0]))
+                     (*values, template_id))
         conn.execute("UPDATE fleet_templates SET revision = ? WHERE template_id = ?",
-                     (revision, known[0]))
+                     (revision, template_id))
+    if done.seal is not None:  # an encrypted library seals what it takes over, bound to its id
+        vector, vector_seal = done.seal("templates", "embedding", template_id, values[0])
+        crop, crop_seal = done.seal("templates", "crop_jpeg", template_id, values[4])
+        if vector_seal is not None:
+            conn.execute("UPDATE templates SET embedding = ?, embedding_seal = ?, crop_jpeg = ?, "
+                         "crop_seal = ? WHERE id = ?",
+                         (vector, vector_seal, crop, crop_seal, template_id))
     done.templates += 1
     done.person_ids.add(person[0])
 
