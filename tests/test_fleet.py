@@ -461,3 +461,30 @@ def test_encrypted_libraries_send_opened_face_data_and_seal_what_they_take_over(
     assert seal is not None and bytes(stored) != blob  # sealed at rest on the other kiosk
     ids, matrix = b.library.templates_matrix("test-model")
     assert len(ids) == 1 and float(matrix[0] @ wanted) > 0.999
+
+
+def test_templates_of_another_model_are_re_embedded_here_and_not_sent_back(
+        server: str, tmp_path: Path) -> None:
+    from faceguard.core.context import AppContext
+
+    front, side = kiosk(tmp_path, server, "front"), kiosk(tmp_path, server, "side")
+    a = engine(front)
+    person = a.library.add_person("Old Model", actor="test")
+    crop = encode_jpeg(np.random.default_rng(7).integers(0, 255, (96, 96, 3), dtype=np.uint8))
+    a.library.add_template(person.id, vector(8), "an-older-model", 0.9, crop, "old.jpg")
+    a.sync_once()
+    ctx = AppContext(side)
+    try:
+        assert len(ctx.matcher) == 0
+        ctx.sync_now()
+        model = ctx.engine.model_id
+        assert ctx.library.model_ids() == {model: 1}  # re-embedded from the crop, here
+        assert len(ctx.matcher) == 1
+        from faceguard.fleet import local
+
+        assert local.waiting(ctx.library).templates == 0  # and not pushed back
+        ctx.sync_now()
+    finally:
+        ctx.close()
+    with connect(server) as conn:
+        assert conn.execute("SELECT model_id FROM templates").fetchone()[0] == "an-older-model"

@@ -394,6 +394,11 @@ class AppContext:
 
     def _fleet_changed(self, person_ids: set[int]) -> None:
         if "matcher" in self.__dict__:
+            from faceguard.fleet.local import kept_change_counts
+
+            if self.library.templates_needing_reembed(self.engine.model_id):
+                with kept_change_counts(self.library):  # made by another model: re-embedded
+                    self.sync_templates()  # here, from their crops, and not sent back
             self.matcher.reload()
         for person_id in sorted(person_ids):
             self._person_changed(person_id)

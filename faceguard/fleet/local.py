@@ -201,6 +201,21 @@ def mark_pushed(library: FaceLibrary, kind: str, done: list[tuple[int, int, int 
             [(count, revision, local_id) for local_id, count, revision in done])
 
 
+@contextlib.contextmanager
+def kept_change_counts(library: FaceLibrary) -> Iterator[None]:
+    """Re-embedding here (templates of another kiosk's model, from their crops) is this kiosk's
+    own affair: the change counts it would raise are put back, so it is not sent up (two
+    kiosks on different models would otherwise overwrite each other's vectors forever)."""
+    with library.reading("reading change counts") as conn:
+        before = dict(conn.execute("SELECT template_id, dirty FROM fleet_templates").fetchall())
+    try:
+        yield
+    finally:
+        with library.upkeep("restoring change counts") as conn:
+            conn.executemany("UPDATE fleet_templates SET dirty = ? WHERE template_id = ? AND "
+                             "dirty != ?", [(d, t, d) for t, d in before.items()])
+
+
 # -- applying what comes down -------------------------------------------------------------------
 
 
