@@ -183,3 +183,39 @@ def test_the_import_dialog_records_who_collected_the_consent(
     [person] = ctx.library.list_people()
     consent = get_consent(ctx.library, person.id)
     assert consent is not None and consent.given_by == "HR, signed forms 2026"
+
+
+def test_the_encryption_dialog_encrypts_with_a_passphrase(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from faceguard.gui.encryption_dialog import EncryptionDialog
+
+    keyring = pytest.importorskip("keyring")
+    from keyring.backends import fail
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(fail.Keyring())  # a kiosk without a keyring
+    try:
+        person = ctx.library.add_person("Ana")
+        ctx.library.add_template(person.id, np.ones(128, np.float32), "m", 0.9,
+                                 b"\xff\xd8crop")
+        dialog = EncryptionDialog(ctx, SyncRunner())
+        qtbot.addWidget(dialog)
+        assert "stored unencrypted" in dialog.state.text()
+        assert "no keyring" in dialog.state.text() and not dialog.use_keyring.isEnabled()
+        dialog.passphrase.setText("short")
+        dialog.enable()
+        assert "at least 12 characters" in dialog.status.text()
+        dialog.passphrase.setText("dialog passphrase 2026")
+        dialog.repeat.setText("dialog passphrase 2025")
+        dialog.enable()
+        assert "differ" in dialog.status.text()
+        dialog.repeat.setText("dialog passphrase 2026")
+        dialog.enable()
+        assert dialog.result_ is not None and dialog.result_.sealed == 2
+        assert dialog.state.text().startswith("Encrypted (AES-256-GCM), key protected by a "
+                                              "passphrase") and dialog.enable_button.isHidden()
+        assert ctx.encryption_status().state == "on"
+    finally:
+        keyring.set_keyring(previous)

@@ -25,7 +25,7 @@ from faceguard.library.accounts import Account
 from faceguard.library.audit_chain import ChainReport
 from faceguard.library.backup import KioskLock, hold_kiosk_lock
 from faceguard.library.consent import clean_who, consent_required
-from faceguard.library.crypto import read_passphrase
+from faceguard.library.crypto import keyring_backend, read_passphrase
 from faceguard.library.database import FaceLibrary, Person
 from faceguard.library.matcher import (
     DEFAULT_FUSION,
@@ -48,6 +48,16 @@ if TYPE_CHECKING:
 LIBRARY_FILE = "faceguard.db"
 EMBEDDER_ENV = "FACEGUARD_EMBEDDER"
 EMBEDDER_SHA_ENV = "FACEGUARD_EMBEDDER_SHA256"
+
+
+@dataclass(frozen=True)
+class EncryptionStatus:
+    """What :meth:`AppContext.encryption_status` reports."""
+
+    state: str  # off, encrypting, on
+    kek: str | None  # passphrase, keyring, or None (never enabled)
+    counts: encryption.Counts
+    keyring_available: bool
 
 
 @dataclass(frozen=True)
@@ -332,6 +342,21 @@ class AppContext:
         """Open an encrypted library's face data with its passphrase (LibraryError when it
         is wrong; nothing changes)."""
         encryption.unlock(self.library, passphrase)
+
+    def encryption_status(self) -> EncryptionStatus:
+        """Whether the face data is encrypted, with what key, how far, and whether this
+        computer has a keyring to keep the key in."""
+        record = encryption.key_record(self.library)
+        return EncryptionStatus(encryption.state(self.library),
+                                record.kek if record else None, encryption.counts(self.library),
+                                keyring_backend() is not None)
+
+    def enable_encryption(self, *, passphrase: str | None, use_keyring: bool, actor: str,
+                          progress: Callable[[int, int], None] | None = None
+                          ) -> encryption.EnableResult:
+        """Encrypt the face data in place (resumable; see faceguard.library.encryption)."""
+        return encryption.enable(self.library, passphrase=passphrase, use_keyring=use_keyring,
+                                 actor=actor, progress=progress)
 
     def verify_audit(self, expect_head: str | None = None) -> ChainReport:
         """Walk the audit chain (see :mod:`faceguard.library.audit_chain`)."""

@@ -36,6 +36,7 @@ from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.gui.admin import AdminGate, DialogOpener, audit
 from faceguard.gui.door_panel import DoorSettingsDialog, DoorStatusBridge, DoorStatusLabel
+from faceguard.gui.encryption_dialog import EncryptionDialog
 from faceguard.gui.enrol import EnrolDialog, ImportDialog
 from faceguard.gui.fleet_status import FleetStatusBridge, FleetStatusLabel, watch_fleet
 from faceguard.gui.live_view import LiveView
@@ -155,7 +156,9 @@ class MainWindow(QMainWindow):
             ("Access rules…", self.open_rules, settings),
             ("Door…", self.open_door_settings, settings),
             ("Open the door", self.open_door, Permission.KIOSK),
-            ("Settings…", self.open_settings, settings), ("Change my PIN…", self.change_pin, None)]
+            ("Settings…", self.open_settings, settings),
+            ("Encryption…", self.open_encryption, settings),
+            ("Change my PIN…", self.change_pin, None)]
         self.role_actions: list[tuple[QAction, Permission]] = []
         for text, slot, permission in entries:
             action = self.admin_menu.addAction(text, slot)
@@ -460,6 +463,12 @@ class MainWindow(QMainWindow):
             return
         if spec != old_source:
             self.start_source(spec)
+
+    def open_encryption(self) -> None:
+        """Encryption of the face data: its state, and turning it on (administrators)."""
+        if not self._unlock("encrypt the face data", Permission.SETTINGS):
+            return
+        self.opener(EncryptionDialog(self.ctx, self.runner, self))
 
     def open_rules(self) -> None:
         """The access rules editor; the kiosk reads the rules again after each change."""
