@@ -29,7 +29,7 @@ from faceguard.gui import theme
 from faceguard.gui.tasks import Runner, Task
 from faceguard.settings import DOOR_DRIVERS, LOCK_TYPES, SERIAL_PRESETS, Settings
 
-ROLE = {"locked": "ok", "unlocked": "hint", "fault": "error", "alarm": "error"}
+ROLE = {"locked": "", "unlocked": "ok", "fault": "error", "alarm": "error"}  # stylesheet
 
 
 class DoorStatusBridge(QObject):
@@ -120,6 +120,12 @@ class DoorSettingsDialog(QDialog):
         serial.addRow("Input: door opened", self.serial_input_open)
         serial.addRow("Input: door closed", self.serial_input_closed)
         serial.addRow("Input: exit button", self.serial_input_exit)
+        inputs_hint = QLabel("Inputs: the bytes (hex) a board with inputs sends; empty: none. "
+                             "The door opening without an unlock raises 'forced open', staying "
+                             "open too long 'held open'; the exit button unlocks.")
+        inputs_hint.setWordWrap(True)
+        theme.set_role(inputs_hint, "hint")
+        serial.addRow("", inputs_hint)
 
         self.webhook_url = QLineEdit(s.door_webhook_url)
         self.webhook_secret = QLineEdit(s.door_webhook_secret)

@@ -158,8 +158,8 @@ class RulesDialog(QDialog):
         self.start = QLineEdit("07:00")
         self.end = QLineEdit("19:00")
         for edit in (self.start, self.end):
-            edit.setMaximumWidth(70)
             edit.setInputMask("99:99")
+            edit.setFixedWidth(edit.fontMetrics().horizontalAdvance("00:00") + 28)
         add_hours = QPushButton("Add hours")
         add_hours.clicked.connect(self.add_hours)
         remove_hours = QPushButton("Remove selected hours")

@@ -49,6 +49,14 @@ class DoorAlarm:
     message: str
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
 
+    @property
+    def short(self) -> str:
+        """A few words for the status bar (``door forced open``, ``relay unplugged
+        (/dev/ttyUSB0)``, ``door endpoint unreachable``); :attr:`message` has the rest."""
+        if self.kind in (FORCED_OPEN, HELD_OPEN):
+            return ALARM_TEXT[self.kind]
+        return self.message.split(":", 1)[0]
+
 
 @dataclass(frozen=True)
 class DoorStatus:
@@ -67,7 +75,7 @@ class DoorStatus:
     def text(self) -> str:
         """``Door: locked``, ``Door: unlocked (open)``, ``Door: ALARM - door forced open``."""
         if self.alarms:
-            return "Door: ALARM - " + "; ".join(a.message for a in self.alarms)
+            return "Door: ALARM - " + "; ".join(a.short for a in self.alarms)
         contact = f" ({self.contact})" if self.contact else ""
         return f"Door: {self.lock}{contact}"
 
