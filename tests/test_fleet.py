@@ -488,3 +488,29 @@ def test_templates_of_another_model_are_re_embedded_here_and_not_sent_back(
         ctx.close()
     with connect(server) as conn:
         assert conn.execute("SELECT model_id FROM templates").fetchone()[0] == "an-older-model"
+
+
+def test_entries_logged_after_restoring_an_older_backup_are_not_taken_for_repeats(
+        server: str, tmp_path: Path) -> None:
+    folder = kiosk(tmp_path, server, "front")
+
+    def log_events(count: int) -> list[datetime]:
+        lib = library(folder)
+        stamps = [lib.add_event(datetime.now(UTC), "front", None, None, "unknown").timestamp
+                  for _ in range(count)]
+        lib.close()
+        return stamps
+
+    first = log_events(3)
+    assert run_cli(folder, "sync") == 0
+    backup = tmp_path / "older.db"
+    assert run_cli(folder, "backup", "--to", str(backup)) == 0
+    second = log_events(2)
+    assert run_cli(folder, "sync") == 0
+    assert run_cli(folder, "restore", str(backup)) == 0  # the outbox's counter goes back
+    third = log_events(2)
+    assert run_cli(folder, "sync") == 0
+    with connect(server) as conn:
+        stamps = sorted(r[0] for r in conn.execute(
+            "SELECT timestamp FROM events WHERE kiosk_name = 'front'"))
+    assert stamps == sorted(first + second + third)

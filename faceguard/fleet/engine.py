@@ -280,6 +280,7 @@ class SyncEngine:
             conn.commit()
             local.mark_pushed(self.library, "group", done)
             report.pushed_groups += len(done)
+        self._reconcile(conn)
         while True:
             rows = local.outbox_batch(self.library, self.batch)
             if not rows:
@@ -289,6 +290,45 @@ class SyncEngine:
             local.outbox_done(self.library, [r.seq for r in rows])
         conn.execute("UPDATE kiosks SET last_upload = now() WHERE id = %s",
                      (self.config.kiosk_id,))
+
+    def _reconcile(self, conn: Any) -> int:
+        """Queued rows whose sequence number the server already holds for another entry get
+        new numbers (a backup restored here rewinds the outbox's counter; without this the
+        server would drop the new entries as repeats). A row the server holds as it is (a
+        lost reply) keeps its number and is dropped there as the repeat it is. Costs one
+        indexed query per round when nothing was rewound."""
+        first = local.first_queued(self.library)
+        if first is None:
+            return 0
+        kiosk = self.config.kiosk_id
+        top = conn.execute("SELECT greatest((SELECT max(seq) FROM events WHERE kiosk_id = %s), "
+                           "(SELECT max(seq) FROM audit WHERE kiosk_id = %s))",
+                           (kiosk, kiosk)).fetchone()[0]
+        if top is None or int(top) < first:
+            return 0
+        rows = [r for r in local.outbox_from(self.library, first, int(top))
+                if r.kind in ("event", "audit")]
+        seqs = [r.seq for r in rows]
+        held = {("event", int(r[0])): (str(r[1]), r[2]) for r in conn.execute(
+            "SELECT seq, details->>'local_id', timestamp FROM events WHERE kiosk_id = %s AND "
+            "seq = ANY(%s)", (kiosk, seqs))}
+        held.update({("audit", int(r[0])): (str(r[1]), r[2]) for r in conn.execute(
+            "SELECT seq, action, timestamp FROM audit WHERE kiosk_id = %s AND seq = ANY(%s)",
+            (kiosk, seqs))})
+        clash = []
+        for r in rows:
+            there = held.get((r.kind, r.seq))
+            if there is None:
+                continue
+            key = str(r.payload.get("local_id") if r.kind == "event" else r.payload["action"])
+            if there != (key, datetime.fromisoformat(r.payload["timestamp"])):
+                clash.append(r.seq)
+        conn.commit()
+        if clash:
+            log.warning("%d queued entries had sequence numbers the server already holds (a "
+                        "restored backup?); they are renumbered", len(clash))
+            local.renumber(self.library, clash, int(top))
+        return len(clash)
 
     def _push_person(self, conn: Any, p: dict[str, Any]) -> int | None:
         row = conn.execute(

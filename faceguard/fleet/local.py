@@ -120,6 +120,30 @@ def outbox_batch(library: FaceLibrary, limit: int) -> list[OutRow]:
     return [OutRow(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
 
 
+def outbox_from(library: FaceLibrary, first: int, last: int) -> list[OutRow]:
+    """Queued rows with ``first <= seq <= last``."""
+    with library.reading("reading the sync outbox") as conn:
+        rows = conn.execute("SELECT seq, kind, payload FROM fleet_outbox WHERE seq BETWEEN ? "
+                            "AND ? ORDER BY seq", (first, last)).fetchall()
+    return [OutRow(int(r[0]), str(r[1]), json.loads(r[2])) for r in rows]
+
+
+def first_queued(library: FaceLibrary) -> int | None:
+    with library.reading("reading the sync outbox") as conn:
+        row = conn.execute("SELECT min(seq) FROM fleet_outbox").fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def renumber(library: FaceLibrary, seqs: list[int], above: int) -> None:
+    """Give these queued rows new sequence numbers above ``above`` (and above every queued
+    row), in their order: their old numbers were already used on the server."""
+    with library.upkeep("renumbering the sync outbox") as conn:
+        top = int(conn.execute("SELECT COALESCE(max(seq), 0) FROM fleet_outbox").fetchone()[0])
+        start = max(top, above)
+        for offset, seq in enumerate(sorted(seqs), start=1):
+            conn.execute("UPDATE fleet_outbox SET seq = ? WHERE seq = ?", (start + offset, seq))
+
+
 def outbox_done(library: FaceLibrary, seqs: list[int]) -> None:
     """The server has these rows: drop them (their seq is never reused: AUTOINCREMENT)."""
     if not seqs:
