@@ -262,7 +262,8 @@ class SyncEngine:
             people = local.dirty_people(self.library, self.batch)
             if not people:
                 break
-            done = [(p["local_id"], p["dirty"], self._push_person(conn, p)) for p in people]
+            done = list(zip([p["local_id"] for p in people], [p["dirty"] for p in people],
+                            self._push_people(conn, people), strict=True))
             conn.commit()
             local.mark_pushed(self.library, "person", done)
             report.pushed_people += len(done)
@@ -270,7 +271,8 @@ class SyncEngine:
             templates = local.dirty_templates(self.library, max(1, self.batch // 5))
             if not templates:
                 break
-            done = [(t["local_id"], t["dirty"], self._push_template(conn, t)) for t in templates]
+            done = list(zip([t["local_id"] for t in templates], [t["dirty"] for t in templates],
+                            self._push_templates(conn, templates), strict=True))
             conn.commit()
             local.mark_pushed(self.library, "template", done)
             report.pushed_templates += len(done)
@@ -330,30 +332,44 @@ class SyncEngine:
             local.renumber(self.library, clash, int(top))
         return len(clash)
 
-    def _push_person(self, conn: Any, p: dict[str, Any]) -> int | None:
-        row = conn.execute(
+    @staticmethod
+    def _many(conn: Any, sql: str, params: list[tuple[Any, ...]]) -> list[int | None]:
+        """One statement per row in a single round trip (pipeline); each row's RETURNING
+        revision, or None where the server kept a tombstone instead."""
+        revisions: list[int | None] = []
+        with conn.cursor() as cur:
+            cur.executemany(sql, params, returning=True)
+            while True:
+                row = cur.fetchone()
+                revisions.append(None if row is None else int(row[0]))
+                if not cur.nextset():
+                    break
+        return revisions
+
+    def _push_people(self, conn: Any, people: list[dict[str, Any]]) -> list[int | None]:
+        return self._many(
+            conn,
             "INSERT INTO people AS p (uid, name, employee_id, department, active, valid_from, "
             "valid_until, disabled, created, revision) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
             "%s, 0) ON CONFLICT (uid) DO UPDATE SET name = excluded.name, employee_id = "
             "excluded.employee_id, department = excluded.department, active = excluded.active, "
             "valid_from = excluded.valid_from, valid_until = excluded.valid_until, disabled = "
             "excluded.disabled, updated_by = current_user RETURNING p.revision",
-            (p["uid"], p["name"], p["employee_id"], p["department"], p["active"],
-             p["valid_from"], p["valid_until"], p["disabled"], p["created"])).fetchone()
-        return None if row is None else int(row[0])  # None: a tombstone, the edit is ignored
+            [(p["uid"], p["name"], p["employee_id"], p["department"], p["active"],
+              p["valid_from"], p["valid_until"], p["disabled"], p["created"]) for p in people])
 
-    def _push_template(self, conn: Any, t: dict[str, Any]) -> int | None:
-        row = conn.execute(
+    def _push_templates(self, conn: Any, templates: list[dict[str, Any]]) -> list[int | None]:
+        return self._many(
+            conn,
             "INSERT INTO templates AS t (uid, person_uid, embedding, dim, model_id, quality, "
             "crop_jpeg, source, content_sha256, created, revision) SELECT %s, %s, %s, %s, %s, "
             "%s, %s, %s, %s, %s, 0 WHERE EXISTS (SELECT 1 FROM people WHERE uid = %s) "
             "ON CONFLICT (uid) DO UPDATE SET embedding = excluded.embedding, dim = excluded.dim, "
             "model_id = excluded.model_id, quality = excluded.quality, crop_jpeg = "
             "excluded.crop_jpeg, updated_by = current_user RETURNING t.revision",
-            (t["uid"], t["person_uid"], t["embedding"], t["dim"], t["model_id"], t["quality"],
-             t["crop_jpeg"], t["source"], t["content_sha256"], t["created"],
-             t["person_uid"])).fetchone()
-        return None if row is None else int(row[0])
+            [(t["uid"], t["person_uid"], t["embedding"], t["dim"], t["model_id"], t["quality"],
+              t["crop_jpeg"], t["source"], t["content_sha256"], t["created"], t["person_uid"])
+             for t in templates])
 
     def _push_group(self, conn: Any, g: dict[str, Any]) -> int | None:
         row = conn.execute(
