@@ -3,6 +3,8 @@ mean template, against a brute-force float64 reference, and what it changes."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,21 @@ def test_fused_search_through_the_float16_kernel_agrees_with_float64() -> None:
         assert result.best_person_id == unique[order[0]]
         assert result.similarity == pytest.approx(row[order[0]], abs=1e-5)
         assert result.runner_up_similarity == pytest.approx(row[order[1]], abs=1e-5)
+
+
+def test_the_product_matcher_uses_the_rule_its_model_was_calibrated_with(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from faceguard.core.context import AppContext
+    from faceguard.vision.onnx_model import default_model_path, manifest_entry
+    from tests.conftest import make_data_dir
+
+    monkeypatch.delenv("FACEGUARD_EMBEDDER", raising=False)
+    monkeypatch.delenv("FACEGUARD_EMBEDDER_SHA256", raising=False)
+    entry = manifest_entry(default_model_path("lite_mobilefacenet_96.onnx")) or {}
+    ctx = AppContext(make_data_dir(tmp_path, match_threshold=None))
+    try:
+        assert ctx.fusion == entry.get("fusion", "max")
+        assert ctx.matcher.fusion == ctx.fusion
+        assert ctx.operating_point.threshold == pytest.approx(float(str(entry["threshold"])))
+    finally:
+        ctx.close()
