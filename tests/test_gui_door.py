@@ -85,6 +85,16 @@ def test_rules_editor_groups_hours_members_holidays_and_passes(
     dialog.window_list.setCurrentRow(4)
     dialog.remove_hours()
     assert dialog.window_list.count() == 4
+    dialog.days.setCurrentText("sun")  # only at one door
+    dialog.start.setText("10:00")
+    dialog.end.setText("12:00")
+    dialog.door.setText("back-door")
+    dialog.add_hours()
+    assert dialog.window_list.item(4).text() == "sun 10:00-12:00 at back-door only"
+    dialog.window_list.setCurrentRow(4)
+    dialog.remove_hours()
+    assert dialog.window_list.count() == 4
+    dialog.door.clear()
 
     names = [dialog.member_list.item(i).text() for i in range(dialog.member_list.count())]
     assert names == ["Ana Lima", "Bo Chen"]
@@ -177,6 +187,36 @@ def test_door_settings_test_button_save_and_bad_values(
     finally:
         gate.close()
         board.unplug()
+
+
+def test_test_door_through_a_webhook_waits_for_the_endpoint_in_a_worker(
+        qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+    from faceguard.core.gate import Gate
+    from tests.test_door_drivers import Endpoint
+
+    endpoint = Endpoint("shared")
+    gate = Gate(ctx.library, ctx.settings)
+    dialog = DoorSettingsDialog(ctx, gate, ThreadRunner())
+    dialog.test_timeout_s = 1.5
+    qtbot.addWidget(dialog)
+    try:
+        dialog.driver.setCurrentText("webhook")
+        dialog.webhook_url.setText(endpoint.url)
+        dialog.webhook_secret.setText("wrong")  # the endpoint refuses the signature
+        dialog.test_door()
+        assert not dialog.test_button.isEnabled()  # the window did not wait
+        qtbot.waitUntil(dialog.test_button.isEnabled, timeout=20_000)
+        assert "did not complete" in dialog.outcome.text()
+        assert endpoint.bad_signatures >= 1 and endpoint.bodies == []
+        dialog.webhook_secret.setText("shared")
+        dialog.test_door()
+        qtbot.waitUntil(dialog.test_button.isEnabled, timeout=20_000)
+        assert dialog.outcome.text() == f"Door test done: delivered to {endpoint.url}."
+        assert [b["reason"] for b in endpoint.bodies] == ["door test"]
+        assert gate.driver.kind == "simulated"  # tested, not saved
+    finally:
+        gate.close()
+        endpoint.stop()
 
 
 def type_pin(qtbot, answers: list[str]):  # type: ignore[no-untyped-def]

@@ -31,7 +31,7 @@ from faceguard.core.access import (
     local_zone,
     passback,
 )
-from faceguard.core.door import DoorDriver, DoorResult, make_driver
+from faceguard.core.door import DoorDriver, DoorResult, MemoryOutbox, make_driver
 from faceguard.core.door.monitor import DoorMonitor, DoorStatus
 from faceguard.errors import FaceGuardError
 from faceguard.library.database import FaceLibrary
@@ -114,11 +114,12 @@ class Gate:
 
     def test(self, settings: Settings | None = None, timeout_s: float = 10.0) -> DoorResult:
         """``Test door``: one pulse through this gate's driver, or, for other (edited, not yet
-        saved) door settings, through a driver made for them and closed afterwards."""
+        saved) door settings, through a driver made for them and closed afterwards; its
+        messages wait in memory only (a test that did not get through is not sent later)."""
         if settings is None or all(getattr(settings, n) == getattr(self.settings, n)
                                    for n in DOOR_SETTINGS):
             return self.driver.test(timeout_s)
-        driver = make_driver(settings, LibraryOutbox(self.library))
+        driver = make_driver(settings, MemoryOutbox())
         try:
             return driver.test(timeout_s)
         finally:

@@ -74,6 +74,8 @@ class DoorSettingsDialog(QDialog):
     """The ``door.*`` settings, "Test door" (in a worker: the window never waits) and Save
     (validated, audited, the gate switched to the new driver)."""
 
+    test_timeout_s = 10.0  # how long "Test door" waits for a webhook or broker
+
     def __init__(self, ctx: AppContext, gate: Gate, runner: Runner,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -232,7 +234,8 @@ class DoorSettingsDialog(QDialog):
             self._say(str(error), "error")
             return
         gate = self.gate
-        task = Task(lambda _task: gate.test(settings, timeout_s=10.0))
+        timeout = self.test_timeout_s
+        task = Task(lambda _task: gate.test(settings, timeout_s=timeout))
         task.on_done(self._tested)
         task.failed.connect(self._test_failed)
         self.test_button.setEnabled(False)

@@ -160,6 +160,10 @@ class RulesDialog(QDialog):
         for edit in (self.start, self.end):
             edit.setInputMask("99:99")
             edit.setFixedWidth(edit.fontMetrics().horizontalAdvance("00:00") + 28)
+        self.door = QLineEdit()
+        self.door.setPlaceholderText("every door")
+        self.door.setToolTip("Only at this kiosk (its kiosk name); empty: at every door")
+        self.door.setMaximumWidth(130)
         add_hours = QPushButton("Add hours")
         add_hours.clicked.connect(self.add_hours)
         remove_hours = QPushButton("Remove selected hours")
@@ -169,6 +173,7 @@ class RulesDialog(QDialog):
         hours_row.addWidget(self.start)
         hours_row.addWidget(QLabel("to"))
         hours_row.addWidget(self.end)
+        hours_row.addWidget(self.door)
         hours_row.addWidget(add_hours)
         hours_row.addStretch(1)
         hours_row.addWidget(remove_hours)
@@ -375,8 +380,10 @@ class RulesDialog(QDialog):
             theme.set_role(self.message, "error")
             return
         days, start, end = self.days.currentText(), self.start.text(), self.end.text()
-        self._do(f"{name}: added {days} {start}-{end}.",
-                 lambda: self.admin.add_hours(name, days, start, end))
+        door = self.door.text().strip() or None
+        where = f" at {door}" if door else ""
+        self._do(f"{name}: added {days} {start}-{end}{where}.",
+                 lambda: self.admin.add_hours(name, days, start, end, door))
 
     def remove_hours(self) -> None:
         name, item = self.current_group, self.window_list.currentItem()
