@@ -23,6 +23,7 @@ from faceguard.gui.qt_binding import check_binding
 from faceguard.gui.soak import SoakRun
 from faceguard.gui.tasks import ThreadRunner
 from faceguard.gui.theme import apply_theme
+from faceguard.gui.upgrade import upgrade_library
 from faceguard.kiosk.demo import DemoSession, prepare_demo
 from faceguard.paths import resources_dir
 
@@ -110,6 +111,7 @@ def run_gui(ctx: AppContext, args: argparse.Namespace) -> int:
             QMessageBox.critical(None, "FaceGuard cannot start",
                                  "The face data is encrypted and its passphrase was not given.")
             return 1
+        upgrade_library(ctx)  # an older model's templates: re-embedded, with a progress bar
         window = MainWindow(ctx, runner, source=source, demo=session)
     except FaceGuardError as error:
         QMessageBox.critical(None, "FaceGuard cannot start", str(error))
