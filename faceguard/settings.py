@@ -327,6 +327,10 @@ class Settings:
     door_mqtt_tls: str = setting(
         "off", lambda v: _check_choice(v, ("off", "on")), "door.mqtt.tls",
         "MQTT driver: on uses TLS with certificate checks.")
+    door_mqtt_remote_unlock: str = setting(
+        "off", lambda v: _check_choice(v, ("off", "on")), "door.mqtt.remote_unlock",
+        "MQTT driver: on lets Home Assistant's lock (PREFIX/DOOR/lock/set UNLOCK) open the "
+        "door; off: such a request is refused. Both are audited.")
     door_mqtt_ca_file: str = setting(
         "", lambda v: _check_str(v, max_len=1024, allow_empty=True), "door.mqtt.ca_file",
         "MQTT driver: CA certificate file (PEM) for TLS (empty: the system's).")

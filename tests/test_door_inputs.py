@@ -185,6 +185,34 @@ def test_mqtt_contact_and_exit_button_topics(broker, library: FaceLibrary) -> No
                                   if t == "faceguard/front/command"))
         assert command["command"] == "unlock"
         assert len(audited(library, "exit_button")) == 1
+        # Home Assistant's Unlock button: refused while door.mqtt.remote_unlock is off
+        watcher.client.publish("faceguard/front/lock/set", "UNLOCK", qos=1)
+        assert until(lambda: len(audited(library, "remote_unlock_refused")) == 1, 5)
+        time.sleep(0.3)
+        assert len([t for t, _, _ in watcher.messages if t == "faceguard/front/command"]) == 1
+    finally:
+        gate.close()
+        watcher.close()
+
+
+def test_mqtt_remote_unlock_opens_only_when_allowed(broker, library: FaceLibrary) -> None:  # type: ignore[no-untyped-def]
+    watcher = Watcher(broker.port)
+    settings = Settings(kiosk_name="front", door_driver="mqtt", door_mqtt_host="127.0.0.1",
+                        door_mqtt_port=broker.port, door_pulse_s=0.2,
+                        door_mqtt_remote_unlock="on")
+    gate = Gate(library, settings)
+    try:
+        assert gate.driver.wait_connected(10)  # type: ignore[attr-defined]
+        assert until(lambda: any(t == "faceguard/front/availability" for t, _, _ in
+                                 watcher.messages))
+        watcher.client.publish("faceguard/front/lock/set", "UNLOCK", qos=1)
+        assert until(lambda: any(t == "faceguard/front/command" for t, _, _ in
+                                 watcher.messages), 10)
+        entry = audited(library, "remote_unlock")
+        assert len(entry) == 1 and entry[0]["by"] == "home assistant"
+        event = next(json.loads(p) for t, p, _ in watcher.messages
+                     if t == "faceguard/front/event")
+        assert event["action"] == "unlock" and event["reason"] == "remote unlock (home assistant)"
     finally:
         gate.close()
         watcher.close()

@@ -79,7 +79,8 @@ class Gate:
 
     def _watch(self, driver: DoorDriver) -> DoorMonitor:
         monitor = DoorMonitor(driver, held_open_s=self.settings.door_held_open_s,
-                              record=self._record)
+                              record=self._record,
+                              remote_unlock=self.settings.door_mqtt_remote_unlock == "on")
         monitor.subscribe(self._status_changed)
         return monitor
 

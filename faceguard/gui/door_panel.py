@@ -144,12 +144,16 @@ class DoorSettingsDialog(QDialog):
         self.mqtt_password = QLineEdit(s.door_mqtt_password)
         self.mqtt_password.setEchoMode(QLineEdit.EchoMode.Password)
         self.mqtt_tls = _combo(("off", "on"), s.door_mqtt_tls)
+        self.mqtt_remote_unlock = _combo(("off", "on"), s.door_mqtt_remote_unlock)
+        self.mqtt_remote_unlock.setToolTip("on: Home Assistant's lock can open the door "
+                                           "(audited)")
         mqtt = QFormLayout()
         mqtt.addRow("Broker", self.mqtt_host)
         mqtt.addRow("Port", self.mqtt_port)
         mqtt.addRow("User", self.mqtt_user)
         mqtt.addRow("Password", self.mqtt_password)
         mqtt.addRow("TLS", self.mqtt_tls)
+        mqtt.addRow("Home Assistant may unlock", self.mqtt_remote_unlock)
 
         self.gpio_chip = QLineEdit(s.door_gpio_chip)
         self.gpio_line = QSpinBox()
@@ -218,6 +222,7 @@ class DoorSettingsDialog(QDialog):
             door_mqtt_user=self.mqtt_user.text().strip(),
             door_mqtt_password=self.mqtt_password.text(),
             door_mqtt_tls=self.mqtt_tls.currentText(),
+            door_mqtt_remote_unlock=self.mqtt_remote_unlock.currentText(),
             door_gpio_chip=self.gpio_chip.text().strip(), door_gpio_line=self.gpio_line.value(),
             door_gpio_contact_line=self.gpio_contact.value(),
             door_gpio_exit_line=self.gpio_exit.value())

@@ -10,6 +10,8 @@ A :class:`DoorMonitor` listens to one :class:`~faceguard.core.door.base.DoorDriv
   so opening it then is no forced entry.
 - **exit button** (``exit_button`` notices): unlocks for the pulse, with the reason
   ``exit button``, and is recorded.
+- **remote unlock** (``remote_unlock`` notices: Home Assistant's lock over MQTT): opens the
+  door only when the gate allows it (``door.mqtt.remote_unlock on``); recorded either way.
 - **faults** the driver reports (``alarm`` notices: a relay board unplugged, a webhook or
   broker unreachable) become the ``fault`` alarm; it clears when the driver is back
   (``locked`` after ``fault``, or ``delivered``).
@@ -87,9 +89,10 @@ class DoorMonitor:
     """Contact, exit button and faults of one driver, as alarms (see the module notes)."""
 
     def __init__(self, driver: DoorDriver, *, held_open_s: float = 30.0,
-                 record: Recorder | None = None,
+                 record: Recorder | None = None, remote_unlock: bool = False,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.driver = driver
+        self.remote_unlock_allowed = remote_unlock
         self.held_open_s = float(held_open_s)
         self._record = record or (lambda action, details: None)
         self._clock = clock
@@ -142,6 +145,8 @@ class DoorMonitor:
             self._on_contact(value)
         elif kind == "exit_button":
             self.exit_button(value)
+        elif kind == "remote_unlock":
+            self.remote_unlock(value)
 
     def _on_state(self, state: str) -> None:
         with self._lock:
@@ -208,6 +213,18 @@ class DoorMonitor:
                                      "done": result.done, "queued": result.queued,
                                      "input": value or None})
         log.info("exit button at door %s: %s", self.driver.door, result.message or "unlocked")
+
+    def remote_unlock(self, source: str) -> None:
+        """An unlock asked for remotely (Home Assistant): done only where allowed."""
+        if not self.remote_unlock_allowed:
+            log.warning("door %s: remote unlock from %s refused (door.mqtt.remote_unlock is "
+                        "off)", self.driver.door, source)
+            self._record("remote_unlock_refused", {"door": self.driver.door, "by": source})
+            return
+        result = self.driver.unlock(None, reason=f"remote unlock ({source})")
+        self._record("remote_unlock", {"door": self.driver.door, "by": source,
+                                       "event_id": result.event_id, "done": result.done,
+                                       "queued": result.queued})
 
     # -- alarms ----------------------------------------------------------------------------------
 
