@@ -205,7 +205,8 @@ def product_data_dir(parent: Path, **values: object) -> Path:
     """A data folder on the product embedder and its calibrated threshold: the tiny test
     embedder compares pixels and does not match a screen replay to the photo it shows."""
     folder = parent / "data"
-    save_settings(Settings(kiosk_name="door", repeat_window_s=0, **values),  # type: ignore[arg-type]
+    save_settings(Settings(kiosk_name="door", repeat_window_s=0, consent_required="off",
+                           **values),  # type: ignore[arg-type]
                   folder)
     return folder
 
