@@ -514,3 +514,21 @@ def test_entries_logged_after_restoring_an_older_backup_are_not_taken_for_repeat
         stamps = sorted(r[0] for r in conn.execute(
             "SELECT timestamp FROM events WHERE kiosk_name = 'front'"))
     assert stamps == sorted(first + second + third)
+
+
+def test_joining_another_server_takes_the_whole_library_there(
+        server: str, tmp_path: Path, pg_cluster) -> None:
+    folder = kiosk(tmp_path, server, "front")
+    lib = library(folder)
+    enrol(lib, "Fay", 9)
+    lib.add_event(datetime.now(UTC), "front", None, None, "unknown")
+    lib.close()
+    assert run_cli(folder, "sync") == 0
+    other = pg_cluster.new_database()
+    init_server(other)
+    assert run_cli(folder, "kiosk", "join", "--dsn", other, "--name", "front") == 0
+    assert run_cli(folder, "sync") == 0
+    with connect(other) as conn:
+        assert conn.execute("SELECT name FROM people").fetchall() == [("Fay",)]
+        assert conn.execute("SELECT count(*) FROM templates").fetchone()[0] == 1
+    assert len(server_events(other)) == 1

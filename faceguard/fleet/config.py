@@ -122,9 +122,10 @@ def _save(data_dir: Path, config: FleetConfig, password: str) -> None:
 def join(data_dir: Path, admin_dsn: str, name: str, *, ca_file: str | None = None) -> FleetConfig:
     """Register this data folder as kiosk ``name`` on the server and store its credential.
 
-    Joining again from the same data folder under the same name keeps the kiosk's id and
-    gives it a new password. ServerError when the name belongs to another kiosk, the server
-    is not initialised or the admin role may not create roles.
+    Joining the same server again from the same data folder under the same name keeps the
+    kiosk's id and gives it a new password; another server or name is a new kiosk there.
+    ServerError when the name belongs to another kiosk, the server is not initialised or the
+    admin role may not create roles.
     """
     import psycopg
     from psycopg import sql
@@ -139,8 +140,11 @@ def join(data_dir: Path, admin_dsn: str, name: str, *, ca_file: str | None = Non
         raise ServerError(f"--dsn is not a PostgreSQL connection string: "
                           f"{describe(error)}") from None
     previous = load_config(data_dir)
-    kiosk_id = previous.kiosk_id if previous and previous.kiosk_name == clean else str(
-        uuid.uuid4())
+    same_server = previous is not None and (previous.host, previous.port, previous.dbname) == (
+        str(parts.get("host") or "localhost"), int(parts.get("port") or 5432),
+        str(parts.get("dbname") or parts.get("user") or "postgres"))
+    kiosk_id = previous.kiosk_id if previous and same_server and \
+        previous.kiosk_name == clean else str(uuid.uuid4())
     role = role_name_for(kiosk_id)
     password = secrets.token_urlsafe(24)
     with connect(admin_dsn) as conn:

@@ -50,13 +50,19 @@ def write_state(library: FaceLibrary, **values: str | None) -> None:
 
 
 def mark_joined(library: FaceLibrary, kiosk_id: str, kiosk_name: str) -> int:
-    """Record the join; the first time, queue this door's past events and audit lines too.
+    """Record the join; the first time (or on joining as another kiosk: another server),
+    queue this door's past events and audit lines, and every person, template and group,
+    and start taking the server's changes from revision 0.
 
     Returns how many old rows were queued."""
     with library.upkeep("joining the fleet") as conn:
         before = conn.execute("SELECT value FROM fleet_state WHERE key = 'joined'").fetchone()
         queued = 0
-        if before is None:
+        if before is None or before[0] != kiosk_id:
+            conn.execute("DELETE FROM fleet_outbox")  # what the old server did not take
+            set_state(conn, "cursor", "0")
+            for table in ("fleet_people", "fleet_templates", "fleet_groups"):
+                conn.execute(f"UPDATE {table} SET dirty = dirty + 1, revision = 0")
             queued += conn.execute(
                 "INSERT INTO fleet_outbox (kind, payload, created) SELECT 'event', "
                 "json_object('local_id', e.id, 'timestamp', e.timestamp, 'kiosk_name', "
