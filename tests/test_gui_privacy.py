@@ -219,3 +219,32 @@ def test_the_encryption_dialog_encrypts_with_a_passphrase(
         assert ctx.encryption_status().state == "on"
     finally:
         keyring.set_keyring(previous)
+
+
+def test_the_first_run_sets_the_first_pin_then_offers_encryption(
+        qtbot, tmp_path: Path, test_embedder_env: tuple[Path, str]) -> None:  # type: ignore[no-untyped-def]
+    from faceguard.gui.admin import SetPinDialog
+    from faceguard.gui.encryption_dialog import EncryptionDialog
+    from faceguard.gui.main_window import MainWindow
+    from faceguard.gui.tasks import ThreadRunner
+
+    fresh = AppContext(make_data_dir(tmp_path, min_face_px=40))
+    shown: list[QDialog] = []
+
+    def opener(dialog: QDialog) -> int:
+        qtbot.addWidget(dialog)
+        shown.append(dialog)
+        if isinstance(dialog, SetPinDialog):
+            dialog.pin.setText("583020")
+            dialog.repeat.setText("583020")
+            dialog.submit()
+        return dialog.result()
+
+    window = MainWindow(fresh, ThreadRunner(), source=str(tmp_path / "none"), opener=opener,
+                        ask_first_pin=False)
+    qtbot.addWidget(window)
+    window._first_run_pin()
+    assert [type(d) for d in shown] == [SetPinDialog, EncryptionDialog]
+    assert [a.name for a in fresh.list_accounts()] == ["admin"]
+    window.shutdown()
+    fresh.close()

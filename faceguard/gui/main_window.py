@@ -400,8 +400,11 @@ class MainWindow(QMainWindow):
         self.admin_button.setText("Admin" if account is None else f"Admin: {account.name}")
 
     def _first_run_pin(self) -> None:
-        if not self.admin.has_pin:
-            self.admin.set_pin(self, first_run=True)
+        """First run: the first administrator's PIN, then the choice of encrypting the face
+        data (keyring or passphrase; the dialog says what is lost without)."""
+        if not self.admin.has_pin and self.admin.set_pin(self, first_run=True) \
+                and self.ctx.encryption_status().state == "off":
+            self.opener(EncryptionDialog(self.ctx, self.runner, self))
 
     def _unlock(self, purpose: str, permission: Permission | None = None) -> bool:
         return self.admin.ask(self, purpose, permission)
