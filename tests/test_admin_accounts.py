@@ -74,12 +74,13 @@ def test_each_account_has_its_own_pin_lock_and_audit_name(tmp_path: Path) -> Non
     assert restarted.sign_in("Bob", "731904", clock=clock).check.locked
     now[0] += 61
     assert restarted.sign_in("Bob", "731904", clock=clock).ok
-    assert not restarted.sign_in("Nobody", "731904", clock=clock).ok
+    assert not restarted.sign_in("482913", "731904", clock=clock).ok  # a PIN in the name field
     entries = [(e.actor, e.action) for e in restarted.library.list_audit(newest_first=False)]
     assert entries[:2] == [("cli", "account_added"), ("Ada", "account_added")]
     assert entries.count(("Bob", "admin_pin_wrong")) == 4
     assert ("Bob", "admin_locked") in entries and ("Ada", "admin_unlock") in entries
     assert entries[-2:] == [("Bob", "admin_unlock"), ("unknown", "admin_pin_wrong")]
+    assert "482913" not in restarted.library.list_audit(limit=1)[0].details
     restarted.close()
 
 

@@ -236,7 +236,8 @@ def sign_in(ctx: AppContext, account: str, pin: str, *, purpose: str = "",
     details: dict[str, object] = {"purpose": purpose} if purpose else {}
     if found is None:
         verify_pin(pin, _UNKNOWN_ACCOUNT_HASH)
-        _audit(ctx, "unknown", "admin_pin_wrong", {"account": account.strip()[:64], **details})
+        # The name typed is not kept: it may be a PIN typed into the wrong field.
+        _audit(ctx, "unknown", "admin_pin_wrong", {"account": "unknown", **details})
         return SignIn(PinCheck(False, tries_left=MAX_TRIES))
     gate = PinGate(store=AccountPinStore(ctx.library, found.name),
                    lock_s=float(ctx.settings.admin_lock_s), clock=clock or time.time)
