@@ -43,7 +43,8 @@ def free_port() -> int:
 class PgCluster:
     """One running cluster; ``dsn(db)`` for the superuser, ``new_database()`` per test."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, tls: tuple[bytes, bytes] | None = None) -> None:
+        """``tls``: (certificate PEM, key PEM) to serve TLS with (``ssl = on``)."""
         self.bin = bin_dir
         self.root = Path(tempfile.mkdtemp(prefix="faceguard-pg-"))
         self.data = self.root / "data"
@@ -72,6 +73,16 @@ class PgCluster:
             conf.write(f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
                        f"unix_socket_directories = '{self.root}'\nfsync = off\n"
                        "max_connections = 200\nshared_buffers = 32MB\n")
+            if tls is not None:
+                conf.write("ssl = on\nssl_cert_file = 'server.crt'\n"
+                           "ssl_key_file = 'server.key'\n")
+        if tls is not None:
+            for name, data in (("server.crt", tls[0]), ("server.key", tls[1])):
+                target = self.data / name
+                target.write_bytes(data)
+                target.chmod(0o600)
+                if self._user:
+                    shutil.chown(target, self._user)
         self.start()
 
     def _run(self, program: str, *args: str, check: bool = True,

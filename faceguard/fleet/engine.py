@@ -235,8 +235,7 @@ class SyncEngine:
                 self._offline(str(error))
                 raise
             except (psycopg.Error, PoolTimeout) as error:
-                reason = (f"the fleet server {self.config.where()} does not answer"
-                          if isinstance(error, PoolTimeout) else describe(error))
+                reason = self._why_not() if isinstance(error, PoolTimeout) else describe(error)
                 self._offline(reason)
                 raise ServerError(f"sync failed: {reason}") from None
             report.waiting = local.waiting(self.library).total
@@ -247,6 +246,18 @@ class SyncEngine:
             for conflict in report.applied.conflicts:
                 log.warning("fleet sync: %s", conflict)
             return report
+
+    def _why_not(self) -> str:
+        """Why the pool got no connection, in the server's or the TLS layer's words (one
+        direct try; the pool keeps its own retries to itself)."""
+        import psycopg
+
+        try:
+            psycopg.connect(self._conninfo,
+                            connect_timeout=max(1, round(self.connect_timeout_s))).close()
+        except psycopg.Error as error:
+            return describe(error)
+        return f"the fleet server {self.config.where()} does not answer in time"
 
     def _offline(self, reason: str) -> None:
         since = local.get_state(self.library, "offline_since")
