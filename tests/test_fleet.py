@@ -213,6 +213,13 @@ def test_every_doors_entries_appear_once_on_every_kiosk(server: str, tmp_path: P
         assert run_cli(folder, "log", "--kiosk", "side") == 0
         lines = capsys.readouterr().out.splitlines()
         assert lines[-1] == "2 events" and all(" side " in line for line in lines[:-1])
+    import csv
+
+    sheet = tmp_path / "side.csv"
+    assert run_cli(side, "log", "--csv", str(sheet)) == 0
+    with sheet.open(newline="", encoding="utf-8") as handle:
+        doors = sorted(row["kiosk_id"] for row in csv.DictReader(handle))
+    assert doors == ["front"] * 3 + ["side"] * 2
     rows = server_events(server)
     assert sorted((k, local_id) for k, _, local_id in rows) == [
         ("front", 1), ("front", 2), ("front", 3), ("side", 1), ("side", 2)]
