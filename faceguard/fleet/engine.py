@@ -479,6 +479,12 @@ class SyncEngine:
                 for apply, row in batch:
                     apply(lconn, row, done)
                 local.set_state(lconn, "cursor", str(upto))
+                if done.total():  # who changed this library: the fleet (kept here only)
+                    self.library.audit("fleet", "fleet_applied", {
+                        "revisions": [cursor + 1, upto], "people": done.people,
+                        "templates": done.templates, "groups": done.groups,
+                        "holidays": done.holidays, "events": done.events,
+                        "removed": done.removed, "conflicts": len(done.conflicts)})
             report.applied.add(done)
             cursor = upto
         conn.commit()
