@@ -110,3 +110,25 @@ def test_a_hung_server_never_blocks_the_window(
         window.shutdown()
     finally:
         hole.close()
+
+
+def test_the_logs_view_filters_by_door(qtbot, tmp_path: Path,  # type: ignore[no-untyped-def]
+                                       test_embedder_env: object) -> None:
+    from faceguard.gui.logs import LogsDialog
+
+    context = AppContext(make_data_dir(tmp_path))
+    try:
+        for door, count in (("front", 3), ("side", 2)):
+            for _ in range(count):
+                context.library.add_event(datetime.now(UTC), door, None, None, "unknown")
+        dialog = LogsDialog(context)
+        qtbot.addWidget(dialog)
+        assert not dialog.door.isHidden()
+        assert [dialog.door.itemText(i) for i in range(dialog.door.count())] == [
+            "All doors", "front", "side"]
+        assert dialog.model.total == 5
+        dialog.door.setCurrentIndex(dialog.door.findData("side"))
+        assert dialog.model.total == 2
+        assert {e.kiosk_id for e in dialog.model.events} == {"side"}
+    finally:
+        context.close()

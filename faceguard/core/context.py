@@ -428,6 +428,12 @@ class AppContext:
         for person_id in sorted(person_ids):
             self._person_changed(person_id)
 
+    def door_names(self) -> list[str]:
+        """The kiosks (doors) whose entries this library holds, by name."""
+        from faceguard.fleet.local import kiosk_names
+
+        return kiosk_names(self.library)
+
     def sync_now(self) -> SyncReport:
         """One sync round (up, then down); ServerError when the server cannot be reached."""
         return self.sync_engine.sync_once()

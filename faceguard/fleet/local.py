@@ -81,6 +81,13 @@ def mark_joined(library: FaceLibrary, kiosk_id: str, kiosk_name: str) -> int:
     return queued
 
 
+def kiosk_names(library: FaceLibrary) -> list[str]:
+    """The kiosk names in this library's entry log (this door's and, in a fleet, the others')."""
+    with library.reading("listing the doors in the log") as conn:
+        return [str(r[0]) for r in conn.execute(
+            "SELECT DISTINCT kiosk_id FROM events ORDER BY kiosk_id")]
+
+
 @dataclass(frozen=True)
 class Waiting:
     """What this kiosk has not yet uploaded."""

@@ -56,8 +56,10 @@ class EventFilter:
     """The filters of the logs view, as library query arguments."""
 
     def __init__(self, first: date | None = None, last: date | None = None,
-                 person: int | None = None, decision: str | None = None) -> None:
+                 person: int | None = None, decision: str | None = None,
+                 kiosk: str | None = None) -> None:
         self.first, self.last, self.person, self.decision = first, last, person, decision
+        self.kiosk = kiosk  # one door's entries (a fleet kiosk holds every door's)
 
     def range(self) -> tuple[datetime | None, datetime | None]:
         """Aware start and end for the chosen local days (None: open)."""
@@ -67,11 +69,13 @@ class EventFilter:
 
     def events(self, library: FaceLibrary, **extra: Any) -> list[Event]:
         start, end = self.range()
-        return library.query_events(start, end, self.person, self.decision, **extra)
+        return library.query_events(start, end, self.person, self.decision,
+                                    kiosk_id=self.kiosk, **extra)
 
     def count(self, library: FaceLibrary) -> int:
         start, end = self.range()
-        return library.count_events(start, end, self.person, self.decision)
+        return library.count_events(start, end, self.person, self.decision,
+                                    kiosk_id=self.kiosk)
 
 
 class EventsModel(QAbstractTableModel):
@@ -181,6 +185,12 @@ class LogsDialog(QDialog):
         self.decision = QComboBox()
         for text, value in DECISIONS:
             self.decision.addItem(text, value)
+        self.door = QComboBox()
+        self.door.addItem("All doors", None)
+        for name in ctx.door_names():
+            self.door.addItem(name, name)
+        self.door.setVisible(self.door.count() > 2)  # shown where several doors log here
+        self.door.currentIndexChanged.connect(self.apply_filters)
         self.load_people()
         self.person.currentIndexChanged.connect(self.apply_filters)
         self.decision.currentIndexChanged.connect(self.apply_filters)
@@ -192,6 +202,7 @@ class LogsDialog(QDialog):
         filters.addSpacing(12)
         filters.addWidget(self.person)
         filters.addWidget(self.decision)
+        filters.addWidget(self.door)
         filters.addStretch(1)
 
         self.table = QTableView()
@@ -277,7 +288,8 @@ class LogsDialog(QDialog):
         assert isinstance(first, date) and isinstance(last, date)
         if last < first:
             first, last = last, first
-        return EventFilter(first, last, self.person.currentData(), self.decision.currentData())
+        return EventFilter(first, last, self.person.currentData(), self.decision.currentData(),
+                           self.door.currentData())
 
     def apply_filters(self) -> None:
         self.model.filter = self.current_filter()
