@@ -4,7 +4,8 @@ Simulated kiosks are real :class:`SyncEngine` / :class:`SyncLoop` objects, each 
 in-memory face library, its own join (a login role on the server) and its own connections;
 only the camera is missing: events are written into each library at a fixed rate.
 
-1. **steady**: every kiosk logs ``events`` events at ``rate_hz`` while its sync loop runs;
+1. **steady**: every kiosk logs ``events`` events at ``rate_hz`` while its sync loop runs
+   (waking it after each entry, as ``faceguard run`` does);
    up-sync lag = the server's ``received`` minus the event's time, p50/p99; events/s on the
    server over the phase;
 2. **burst**: every kiosk holds a backlog of ``events`` events and all sync at once; events/s
@@ -136,11 +137,13 @@ def _server_lags(dsn: str, names: list[str]) -> tuple[list[float], float]:
 def _steady(dsn: str, fleet: list[_Kiosk], events: int, rate_hz: float,
             progress: Callable[[str], None]) -> dict[str, Any]:
     for kiosk in fleet:
-        kiosk.start(poll_s=0.2)
+        kiosk.start(poll_s=1.0)  # the kiosk's own settings
 
     def door(kiosk: _Kiosk) -> None:
         for _ in range(events):
             kiosk.library.add_event(datetime.now(UTC), kiosk.name, None, None, "unknown")
+            assert kiosk.loop is not None
+            kiosk.loop.wake()  # as `faceguard run` does after each entry
             time.sleep(1.0 / rate_hz)
 
     started = time.monotonic()
@@ -185,7 +188,7 @@ def _enrolment(fleet: list[_Kiosk], templates: int, receivers: int,
     source, takers = fleet[0], fleet[1:1 + receivers]
     for kiosk in takers:
         kiosk.engine.sync_once()  # up to date before the burst
-        kiosk.start(poll_s=0.05)
+        kiosk.start(poll_s=1.0)  # NOTIFY wakes them
     rng = np.random.default_rng(13)
     crop = _crop(rng)
     vectors = rng.standard_normal((templates, 128)).astype(np.float32)
