@@ -367,6 +367,16 @@ def test_a_change_is_pushed_to_a_listening_kiosk_promptly(server: str, tmp_path:
         took = time.monotonic() - started
         assert b.library.find_person_by_name("Cy") is not None
         assert took < 5.0, f"took {took:.2f} s"  # interval is an hour: NOTIFY did it
+        a.library.remove_person(a.library.find_person_by_name("Cy").id,  # type: ignore[union-attr]
+                                actor="test")
+        started = time.monotonic()
+        a.sync_once()
+        while b.library.find_person_by_name("Cy") is not None and \
+                time.monotonic() - started < 10:
+            time.sleep(0.02)
+        gone = time.monotonic() - started
+        assert b.library.find_person_by_name("Cy") is None
+        assert gone < 5.0, f"the removal took {gone:.2f} s"
     finally:
         loop.stop()
 
