@@ -87,6 +87,13 @@ def test_following_a_face_keeps_box_and_landmarks_of_a_full_detection() -> None:
         assert box_iou(followed.box, full.box) > 0.75 and error < 0.1
         previous = followed
     assert detector.follow(np.full((480, 640, 3), 80, np.uint8), [previous.box]) == [None]
+    # a face that moved a quarter of its size since the last frame is still found
+    full = detector.detect(frames[-1])[0]
+    side = float(full.box[2] - full.box[0])
+    for dx, dy in ((0.25, 0.0), (0.0, -0.25), (-0.2, 0.2)):
+        moved = full.box + np.array([dx, dy, dx, dy], np.float32) * side
+        again = detector.follow(frames[-1], [moved])[0]
+        assert again is not None and box_iou(again.box, full.box) > 0.75
 
 
 def test_kiosk_decides_the_same_on_the_demo_with_tracking_on_and_off(kiosk) -> None:  # type: ignore[no-untyped-def]

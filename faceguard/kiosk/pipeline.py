@@ -166,17 +166,26 @@ class KioskPipeline:
         still scene: not searched)."""
         tracks = self.tracks.tracks
         policy = self.tracking
-        if tracks and policy.tracking and self._since_search < policy.detect_interval - 1:
-            followed = self.engine.follow(frame, [t.face for t in tracks], self.process_max_side)
-            if all(face is not None for face in followed):
-                self._since_search += 1
-                faces = drop_duplicates([face for face in followed if face is not None])
-                return rank_faces(faces, int(frame.shape[1]), int(frame.shape[0])), "followed"
-        if not tracks and not self.motion.should_examine(frame):
+        if tracks and policy.tracking:
+            boxes = [t.face.box for t in tracks]
+            # The periodic search for newcomers is skipped while nothing outside the
+            # followed faces has changed (still forced every IDLE_DETECT_FRAMES).
+            due = self._since_search >= policy.detect_interval - 1 and \
+                self.motion.should_examine(frame, ignore=boxes)
+            if not due:
+                followed = self.engine.follow(frame, [t.face for t in tracks],
+                                              self.process_max_side)
+                if all(face is not None for face in followed):
+                    self._since_search += 1
+                    faces = drop_duplicates([face for face in followed if face is not None])
+                    return rank_faces(faces, int(frame.shape[1]), int(frame.shape[0])), \
+                        "followed"
+        elif not tracks and not self.motion.should_examine(frame):
             return [], "idle"
-        self.motion.examined(frame)
         self._since_search = 0
-        return self.detect(frame), "full"
+        faces = self.detect(frame)
+        self.motion.examined(frame, [face.box for face in faces])
+        return faces, "full"
 
     def process(self, frame: np.ndarray, now: datetime | None = None) -> FrameResult:
         """Run one RGB frame through detection (or tracking), matching and the decider."""

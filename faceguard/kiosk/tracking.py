@@ -20,11 +20,14 @@ once-per-visit work the same.
 Idle. :class:`MotionGate` compares a small grey copy of each frame (64x48) with the copy of the
 last frame the detector examined. With no track and no change, the detector is skipped; it
 still runs every ``IDLE_DETECT_FRAMES`` frames so nobody standing perfectly still is missed.
+With faces followed, the same comparison outside those faces (and where they were) decides
+whether the periodic search for newcomers is worth running.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,6 +43,7 @@ DUPLICATE_IOU = 0.6  # two followed faces overlapping more are the same face
 MOTION_SIZE = (64, 48)  # the motion gate's grey thumbnail (width, height)
 MOTION_LEVEL = 12  # grey levels a thumbnail pixel must change by to count as moved
 IDLE_DETECT_FRAMES = 30  # an idle scene is still searched this often (2 s at 15 fps)
+FACE_MARGIN = 0.25  # share of a face box added on each side when its motion is ignored
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ class MotionGate:
     def __init__(self, threshold: float) -> None:
         self.threshold = float(threshold)
         self._reference: np.ndarray | None = None
-        self._latest: np.ndarray | None = None
+        self._reference_boxes: list[np.ndarray] = []  # faces found in the reference frame
         self._skipped = 0
 
     @staticmethod
@@ -202,26 +206,41 @@ class MotionGate:
                             cv2.COLOR_RGB2GRAY)
         return grey.astype(np.int16)
 
-    def changed_share(self, frame: np.ndarray) -> float:
-        """Share of the thumbnail that changed since the last examined frame (1.0: none)."""
-        self._latest = self.thumbnail(frame)
-        if self._reference is None or self._reference.shape != self._latest.shape:
+    def changed_share(self, frame: np.ndarray, ignore: Sequence[np.ndarray] = ()) -> float:
+        """Share of the thumbnail that changed since the last examined frame (1.0: none
+        examined yet), not counting the ``ignore`` boxes (frame pixels) nor the faces found
+        in the examined frame, each with a :data:`FACE_MARGIN` margin."""
+        latest = self.thumbnail(frame)
+        if self._reference is None or self._reference.shape != latest.shape:
             return 1.0
-        moved = np.abs(self._latest - self._reference) > MOTION_LEVEL
+        moved = np.abs(latest - self._reference) > MOTION_LEVEL
+        if ignore:
+            height, width = frame.shape[:2]
+            scale_x, scale_y = MOTION_SIZE[0] / width, MOTION_SIZE[1] / height
+            for box in [*ignore, *self._reference_boxes]:
+                x1, y1, x2, y2 = (float(v) for v in box[:4])
+                pad_x, pad_y = (x2 - x1) * FACE_MARGIN, (y2 - y1) * FACE_MARGIN
+                left = max(0, int((x1 - pad_x) * scale_x))
+                top = max(0, int((y1 - pad_y) * scale_y))
+                right = int(np.ceil((x2 + pad_x) * scale_x))
+                bottom = int(np.ceil((y2 + pad_y) * scale_y))
+                moved[top:max(top, bottom), left:max(left, right)] = False
         return float(np.count_nonzero(moved)) / moved.size
 
-    def should_examine(self, frame: np.ndarray) -> bool:
-        """Whether an empty scene's frame is worth a detection (motion, or it is due)."""
+    def should_examine(self, frame: np.ndarray, ignore: Sequence[np.ndarray] = ()) -> bool:
+        """Whether a frame is worth a full search: it changed (outside ``ignore``, the faces
+        already followed) since the last examined frame, or a search is due anyway."""
         if self.threshold <= 0:
             return True
-        changed = self.changed_share(frame) >= self.threshold
+        changed = self.changed_share(frame, ignore) >= self.threshold
         self._skipped = 0 if changed else self._skipped + 1
         return changed or self._skipped >= IDLE_DETECT_FRAMES
 
-    def examined(self, frame: np.ndarray) -> None:
-        """The detector looked at this frame: later frames are compared with it."""
+    def examined(self, frame: np.ndarray, faces: Sequence[np.ndarray] = ()) -> None:
+        """The detector looked at this frame and found ``faces`` (boxes): later frames are
+        compared with it."""
         if self.threshold <= 0:
             return
-        self._reference = self._latest if self._latest is not None else self.thumbnail(frame)
-        self._latest = None
+        self._reference = self.thumbnail(frame)
+        self._reference_boxes = [np.asarray(box, dtype=np.float32) for box in faces]
         self._skipped = 0

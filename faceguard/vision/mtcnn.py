@@ -7,9 +7,9 @@ regression and squaring, R-Net refinement on 24x24 crops, O-Net on 48x48 crops g
 final boxes and five landmarks (left eye, right eye, nose tip, left and right mouth corner,
 "left" meaning image-left).
 
-:meth:`MtcnnDetector.follow` finds a face again near where it was (video tracking): seed boxes
-around the last box go straight to R-Net and O-Net, skipping the P-Net pyramid that costs
-most of a full detection.
+:meth:`MtcnnDetector.follow` finds a face again near where it was (video tracking): O-Net on the
+last box (R-Net on seed boxes around it where that fails), skipping the P-Net pyramid that
+costs most of a full detection.
 """
 
 from __future__ import annotations
@@ -119,9 +119,11 @@ class MtcnnDetector:
     def follow(self, image: np.ndarray, boxes: Sequence[np.ndarray]) -> list[Face | None]:
         """Each face again near its last box (x1, y1, x2, y2), or None where it is lost.
 
-        Seed boxes around the last box (:data:`FOLLOW_SHIFTS`, :data:`FOLLOW_SCALES`) are
-        refined by R-Net and O-Net exactly as P-Net proposals are in :meth:`detect`; of the
-        faces found, the one overlapping the last box most is kept.
+        First O-Net alone on the squared last box (one 48x48 crop; its box regression
+        absorbs the motion of one frame). Where that finds no face overlapping the last box,
+        seed boxes around it (:data:`FOLLOW_SHIFTS`, :data:`FOLLOW_SCALES`) are refined by
+        R-Net and O-Net exactly as P-Net proposals are in :meth:`detect`. Of the faces found,
+        the one overlapping the last box most is kept.
         """
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an RGB image of shape (H, W, 3), got {image.shape}")
@@ -131,16 +133,23 @@ class MtcnnDetector:
         found: list[Face | None] = []
         for last in boxes:
             prior = np.asarray(last, dtype=np.float32)[:4]
-            faces: list[Face] = []
-            refined = self._refine(pyramid, _seed_boxes(prior))[:FOLLOW_ONET_BOXES]
-            if len(refined):
-                out, points = self._output(pyramid, refined)
-                faces = [Face(b[:4].astype(np.float32), float(b[4]), p.astype(np.float32))
-                         for b, p in zip(out, points, strict=True)]
-            overlaps = [box_iou(face.box, prior) for face in faces]
-            best = int(np.argmax(overlaps)) if faces else -1
-            found.append(faces[best] if faces and overlaps[best] >= FOLLOW_MIN_IOU else None)
+            face = self._closest(pyramid, _square(np.append(prior, 1.0)[None]), prior)
+            if face is None:
+                refined = self._refine(pyramid, _seed_boxes(prior))[:FOLLOW_ONET_BOXES]
+                face = self._closest(pyramid, refined, prior) if len(refined) else None
+            found.append(face)
         return found
+
+    def _closest(self, pyramid: AreaResampler, candidates: np.ndarray,
+                 prior: np.ndarray) -> Face | None:
+        """O-Net's faces from candidate boxes: the one overlapping ``prior`` most (at least
+        :data:`FOLLOW_MIN_IOU`), or None."""
+        out, points = self._output(pyramid, candidates)
+        faces = [Face(b[:4].astype(np.float32), float(b[4]), p.astype(np.float32))
+                 for b, p in zip(out, points, strict=True)]
+        overlaps = [box_iou(face.box, prior) for face in faces]
+        best = int(np.argmax(overlaps)) if faces else -1
+        return faces[best] if faces and overlaps[best] >= FOLLOW_MIN_IOU else None
 
     # -- stage 1 -------------------------------------------------------------------------
     def _scales(self, height: int, width: int, min_face: int) -> list[float]:
