@@ -549,3 +549,19 @@ def test_joining_another_server_takes_the_whole_library_there(
         assert conn.execute("SELECT name FROM people").fetchall() == [("Fay",)]
         assert conn.execute("SELECT count(*) FROM templates").fetchone()[0] == 1
     assert len(server_events(other)) == 1
+
+
+def test_a_name_clash_is_reported_not_forced(server: str, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture) -> None:
+    front, side = kiosk(tmp_path, server, "front"), kiosk(tmp_path, server, "side")
+    for folder, seed in ((front, 10), (side, 11)):  # two doors enrol "Gil" while apart
+        lib = library(folder)
+        enrol(lib, "Gil", seed)
+        lib.close()
+    assert run_cli(front, "sync") == 0
+    capsys.readouterr()
+    assert run_cli(side, "sync") == 3
+    assert "'Gil' not taken over" in capsys.readouterr().err
+    lib = library(side)
+    assert [p.name for p in lib.list_people()] == ["Gil"]  # its own Gil, untouched
+    lib.close()

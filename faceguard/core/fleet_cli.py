@@ -9,7 +9,8 @@
   DSN is used once, its password never stored; the kiosk's own credential goes to a file
   only its user may read); ``kiosk status``: this kiosk's sync state, without the network;
 - ``sync [--json]``: one round (up, then down); exit 0 when everything is up to date both
-  ways, 1 with the reason when the server cannot be reached (nothing is lost: entries wait).
+  ways, 1 with the reason when the server cannot be reached (nothing is lost: entries wait),
+  3 when a change from the server could not be taken over here (each named on stderr).
 
 DSNs are libpq connection strings or URIs; a password may also come from ``PGPASSWORD`` or
 ``~/.pgpass`` instead of the command line.
@@ -22,7 +23,7 @@ import json
 import os
 from typing import Any
 
-from faceguard.console import EXIT_ERROR, EXIT_OK
+from faceguard.console import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL
 from faceguard.console import print_error as _err
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
@@ -116,7 +117,7 @@ def cmd_sync(ctx: AppContext, args: argparse.Namespace) -> int:
     if not report.up_to_date:
         _err(f"{plural(report.waiting, 'entry', 'entries')} still waiting for upload")
         return EXIT_ERROR
-    return EXIT_OK
+    return EXIT_PARTIAL if report.applied.conflicts else EXIT_OK
 
 
 def register(commands: Any) -> None:
