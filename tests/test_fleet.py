@@ -565,3 +565,11 @@ def test_a_name_clash_is_reported_not_forced(server: str, tmp_path: Path,
     lib = library(side)
     assert [p.name for p in lib.list_people()] == ["Gil"]  # its own Gil, untouched
     lib.close()
+
+
+def test_init_warns_where_every_role_may_create_tables_in_public(pg_dsn: str) -> None:
+    assert init_server(pg_dsn).warnings == ()  # PostgreSQL 15: nobody may
+    with connect(pg_dsn, autocommit=True) as conn:
+        conn.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")  # as 14 and older had it
+    warnings = init_server(pg_dsn).warnings
+    assert len(warnings) == 1 and "REVOKE CREATE ON SCHEMA public" in warnings[0]

@@ -49,6 +49,8 @@ def cmd_server(ctx: AppContext, args: argparse.Namespace) -> int:
         result = init_server(dsn)
         done = ", ".join(result.applied) if result.applied else "nothing to do"
         print(f"fleet server schema at version {result.version} ({done})")
+        for warning in result.warnings:
+            _err(f"warning: {warning}")
         return EXIT_OK
     if not dsn:
         config = load_config(ctx.data_dir)

@@ -363,6 +363,7 @@ class InitResult:
 
     applied: tuple[str, ...]
     version: int
+    warnings: tuple[str, ...] = ()
 
 
 def init_server(conninfo: str) -> InitResult:
@@ -396,11 +397,17 @@ def init_server(conninfo: str) -> InitResult:
                 names.append(name)
             database = conn.execute("SELECT current_database()").fetchone()[0]
             conn.execute(f'GRANT CONNECT ON DATABASE "{database}" TO {KIOSK_GROUP}')
+            warnings = []
+            if conn.execute("SELECT has_schema_privilege(%s, 'public', 'CREATE')",
+                            (KIOSK_GROUP,)).fetchone()[0]:  # PostgreSQL 14 and older
+                warnings.append("kiosks may create tables in the schema public (every role "
+                                "may, on this server); run `REVOKE CREATE ON SCHEMA public "
+                                "FROM PUBLIC` if nothing else needs that")
             conn.commit()
         except psycopg.Error as error:
             conn.rollback()
             raise ServerError(f"cannot set up the fleet server: {describe(error)}") from error
-    return InitResult(tuple(names), SCHEMA_VERSION)
+    return InitResult(tuple(names), SCHEMA_VERSION, tuple(warnings))
 
 
 def check_schema(conn: Any) -> None:
