@@ -18,7 +18,7 @@ import kill9_privacy  # noqa: E402
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
 def test_kill_9_during_purge_erasure_and_encryption_leaves_nothing_half_done() -> None:
-    report = kill9_privacy.run(tries=6, seed=5, max_delay_s=1.2, events=3000)
-    assert report.failures == []
+    report = kill9_privacy.run(tries=6, seed=5, max_delay_s=0.5, events=2000)
+    assert report.failures == [], report
     assert report.tries == 6 and set(report.by_operation.values()) == {2}
-    assert report.killed_while_running >= 3  # the kills did land during the work
+    assert report.started_work >= 4 and report.killed_while_running >= 3, report
