@@ -371,7 +371,8 @@ def kiosk_frame_costs(ctx: Any, repeats: int) -> dict[str, Any]:
     full_ms = timed_median_ms(whole_frame, repeats)
     follow_ms = timed_median_ms(lambda: engine.follow(frame, [face]), repeats)
     rows.append({"what": "full detection + align + embed + match 10k", "ms": full_ms})
-    rows.append({"what": "tracked face (R-Net + O-Net around its box)", "ms": follow_ms})
+    rows.append({"what": "tracked face (O-Net on its last box; R-Net seeds if lost)",
+                 "ms": follow_ms})
     # A visit's steady state: the same frame for 8 s at 15 frames/s through the kiosk.
     steady = {}
     for tracking in (False, True):
