@@ -95,7 +95,10 @@ def test_server_stopped_hard_mid_run_kiosk_keeps_logging_then_uploads_all_once(
         stopped_at = len(server_events_safe(server))
         assert lines.until(lambda s: s == "event 80", 30), "the kiosk stopped logging offline"
         lib = FaceLibrary.open(folder / "faceguard.db", read_only=True)
-        status = fleet_status(lib, folder)
+        deadline = time.monotonic() + 20  # the round in flight gives up (connect timeout)
+        while (status := fleet_status(lib, folder)).state != "offline" and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
         lib.close()
         assert status.state == "offline" and status.waiting > 0, status
         pg_cluster.start()

@@ -211,10 +211,11 @@ class SyncEngine:
 
     # -- one round -----------------------------------------------------------------------------
 
-    def sync_once(self) -> SyncReport:
-        """Upload what waits, then take over the server's changes. ServerError when the server
-        cannot be reached or refuses (what was not confirmed stays queued); the library's
-        status records the outage either way."""
+    def sync_once(self, *, download: bool = True) -> SyncReport:
+        """Upload what waits, then (unless ``download`` is False: a round for a local entry)
+        take over the server's changes. ServerError when the server cannot be reached or
+        refuses (what was not confirmed stays queued); the library's status records the
+        outage either way."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
@@ -227,7 +228,10 @@ class SyncEngine:
                         conn.commit()
                         self._schema_checked = True
                     self._upload(conn, report)
-                    self._download(conn, report)
+                    if download:
+                        self._download(conn, report)
+                    else:
+                        report.cursor = int(local.get_state(self.library, "cursor") or 0)
                     conn.execute("UPDATE kiosks SET last_seen = now(), software = %s WHERE id = "
                                  "%s", (self.software or None, self.config.kiosk_id))
                     conn.commit()
@@ -492,8 +496,10 @@ class SyncEngine:
 
 
 class SyncLoop:
-    """A background thread running sync rounds: within ``poll_s`` of a local change, at once on
-    a server notification, every ``interval_s`` otherwise. After a failure the next try waits
+    """A background thread running sync rounds: an upload within ``poll_s`` of a local change
+    (at once after :meth:`wake`), a download at once when the server notifies a change of
+    people, templates or rules, and a full round every ``interval_s`` (which also brings
+    the other doors' entries). After a failure the next try waits
     ``backoff_s[0]`` doubling up to ``backoff_s[1]``, unless the listener reconnects (the server
     is back). It never blocks the caller (the GUI thread); ``on_status`` gets a
     :class:`FleetStatus` after every round and whenever the count of waiting entries changes."""
@@ -508,6 +514,7 @@ class SyncLoop:
         self.rounds = 0
         self._wake = threading.Event()
         self._server_back = threading.Event()
+        self._changed = threading.Event()  # the server notified a change of people or rules
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fleet-sync", daemon=True)
         self._listener = threading.Thread(target=self._listen, name="fleet-listen",
@@ -527,7 +534,8 @@ class SyncLoop:
         return min(self.backoff_s[0] * 2 ** max(self.failures - 1, 0), self.backoff_s[1])
 
     def _run(self) -> None:
-        next_round = 0.0  # monotonic time of the next round
+        next_full = 0.0  # monotonic time of the next round that also downloads
+        retry_at = 0.0  # after a failure: the end of the back-off
         shown: int | None = None  # the waiting count last reported
         while not self._stop.is_set():
             now = time.monotonic()
@@ -535,24 +543,28 @@ class SyncLoop:
                 pending = local.waiting(self.engine.library).total
             except FaceGuardError:
                 pending = 0
+            full = now >= next_full or self._changed.is_set()
             if self.failures:  # back-off: only the time, or the server seen back, ends it
-                due = now >= next_round or self._server_back.is_set()
+                due, full = now >= retry_at or self._server_back.is_set(), True
             else:
-                due = now >= next_round or self._wake.is_set() or pending > 0
+                due = full or self._wake.is_set() or pending > 0
             if due:
                 self._wake.clear()
                 self._server_back.clear()
+                if full:
+                    self._changed.clear()
                 try:
-                    self.engine.sync_once()
+                    self.engine.sync_once(download=full)
                     self.failures = 0
-                    next_round = time.monotonic() + self.interval_s
+                    if full:
+                        next_full = time.monotonic() + self.interval_s
                 except FaceGuardError as error:
                     self.failures += 1
-                    next_round = time.monotonic() + self.delay()
+                    retry_at = time.monotonic() + self.delay()
                     log.debug("sync round failed (%d in a row): %s", self.failures, error)
                 except Exception:  # a bug must not kill the loop silently
                     self.failures += 1
-                    next_round = time.monotonic() + self.delay()
+                    retry_at = time.monotonic() + self.delay()
                     log.exception("sync round failed")
                 self.rounds += 1
                 shown = self._report()
@@ -583,11 +595,16 @@ class SyncLoop:
                 continue
             failures = 0
             self._server_back.set()  # reconnected: sync now, whatever the back-off
+            self._changed.set()  # and take what was missed
             self.wake()
             try:
                 while not self._stop.is_set():
-                    for _ in conn.notifies(timeout=1.0):
-                        self.wake()
+                    for note in conn.notifies(timeout=1.0):
+                        # other doors' entries come with the next full round; people,
+                        # templates and rules at once
+                        if note.payload != "events":
+                            self._changed.set()
+                            self.wake()
             except Exception as error:  # the server went away: reconnect with back-off
                 log.debug("fleet listener lost: %s", error)
             finally:
