@@ -53,9 +53,9 @@ def _rss_mib() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan"), "n": 0}
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:  # None, not NaN: the report stays valid JSON
+        return {"p50": None, "p99": None, "max": None, "n": 0}
     arr = np.asarray(values, dtype=np.float64)
     return {"p50": round(float(np.percentile(arr, 50)), 4),
             "p99": round(float(np.percentile(arr, 99)), 4),
