@@ -21,4 +21,4 @@ def test_kill_9_during_purge_erasure_and_encryption_leaves_nothing_half_done() -
     report = kill9_privacy.run(tries=6, seed=5, max_delay_s=0.5, events=2000)
     assert report.failures == [], report
     assert report.tries == 6 and set(report.by_operation.values()) == {2}
-    assert report.started_work >= 4 and report.killed_while_running >= 3, report
+    assert report.started_work >= 2 and report.killed_while_running >= 3, report
