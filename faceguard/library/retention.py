@@ -14,8 +14,8 @@ and a person erased so that their face data is gone from the database file.
   audit chain is recomputed from the first entry changed; the ``erase_person`` entry counts
   them), in one transaction. SQLite's ``secure_delete`` zeroes the freed content, the
   write-ahead log is checkpointed and truncated and ``VACUUM`` rewrites the file, so
-  neither the database file nor its ``-wal`` holds the old bytes afterwards. Backups made earlier still hold them until
-  they are rotated out.
+  neither the database file nor its ``-wal`` holds the old bytes afterwards. Backups made
+  earlier still hold them until they are rotated out.
 
 Both write through :meth:`FaceLibrary.upkeep` (the library's connection, its lock, its error
 translation); timestamps compare as text because they are stored as UTC ISO 8601.
