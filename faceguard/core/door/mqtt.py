@@ -213,11 +213,8 @@ class MqttDoor(DoorDriver):
 
     def wait(self, event_id: str, timeout_s: float) -> DoorResult:
         """Wait for the broker's PUBACK of the event."""
-        if self.events.wait(event_id, timeout_s):
-            return DoorResult(event_id, True, message=f"published to {self.host}:{self.port}")
-        return DoorResult(event_id, False, queued=True,
-                          message=f"not published yet ({self.events.last_error or 'waiting'}); "
-                          "kept in the outbox")
+        return self.events.outcome(event_id, timeout_s, pending="not published yet",
+                                   done=f"published to {self.host}:{self.port}")
 
     def close(self) -> None:
         """Mark the kiosk offline, stop the senders and the network loop."""

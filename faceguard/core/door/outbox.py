@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from faceguard.core.door.base import DoorResult
+
 log = logging.getLogger(__name__)
 
 
@@ -156,6 +158,14 @@ class Sender:
         """Wait until this process delivered ``event_id``; False on timeout."""
         with self._sent:
             return self._sent.wait_for(lambda: event_id in self._sent_ids, timeout_s)
+
+    def outcome(self, event_id: str, timeout_s: float, *, done: str, pending: str) -> DoorResult:
+        """Wait for one message and answer as the door: ``done`` once it went out, else
+        ``pending`` with the last error (the message stays in the outbox)."""
+        if self.wait(event_id, timeout_s):
+            return DoorResult(event_id, True, message=done)
+        return DoorResult(event_id, False, queued=True, message=(
+            f"{pending} ({self.last_error or 'waiting'}); kept in the outbox"))
 
     def _delay(self) -> float:
         return min(self._backoff[0] * 2 ** max(self.failures - 1, 0), self._backoff[1])

@@ -85,11 +85,8 @@ class WebhookDoor(DoorDriver):
 
     def wait(self, event_id: str, timeout_s: float) -> DoorResult:
         """Wait for the endpoint's 2xx."""
-        if self.sender.wait(event_id, timeout_s):
-            return DoorResult(event_id, True, message=f"delivered to {self.url}")
-        return DoorResult(event_id, False, queued=True,
-                          message=f"not delivered yet ({self.sender.last_error or 'waiting'}); "
-                          "kept in the outbox")
+        return self.sender.outcome(event_id, timeout_s, pending="not delivered yet",
+                                   done=f"delivered to {self.url}")
 
     def close(self) -> None:
         """Stop sending; undelivered messages stay in the outbox."""
