@@ -4,6 +4,8 @@ calibration change no cosine, and the view order of the teacher job changes no v
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,39 @@ def test_view_order_puts_the_chosen_views_first() -> None:
     assert view_order(6) == [0, 1, 2, 3, 4, 5]
     assert view_order(6, [0, 2, 3]) == [0, 2, 3, 1, 4, 5]
     assert view_order(3, [5, 2, 2]) == [2, 0, 1]  # unknown and repeated views ignored
+
+
+def test_training_runs_checkpoints_and_resumes(tmp_path: Path) -> None:
+    import json
+
+    from faceguard.training.finetune_views import main
+    from faceguard.training.teacher_views import run_views
+    from faceguard.training.views import CANVAS_SIZE
+
+    rng = np.random.default_rng(0)
+    count = 120
+    small = rng.integers(0, 256, (count, 9, 9, 3), dtype=np.uint8)
+    canvases = small.repeat(16, axis=1).repeat(16, axis=2)
+    assert canvases.shape[1] == CANVAS_SIZE
+    np.save(tmp_path / "canvases.npy", canvases)
+    np.save(tmp_path / "found.npy", np.ones(count, bool))
+
+    def teacher(crops: np.ndarray) -> np.ndarray:  # a stand-in teacher: colour statistics
+        flat = crops.reshape(len(crops), -1, 3).astype(np.float32)
+        vectors = np.concatenate([flat.mean(1), flat.std(1), np.ones((len(crops), 122))], 1)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    run_views(tmp_path, 3, 0, teacher, "sha", chunk=64)
+    out = tmp_path / "ckpt"
+    argv = ["--init", str(SHIPPED), "--views-dir", str(tmp_path), "--views", "3", "--out",
+            str(out), "--steps", "4", "--every", "2", "--batch-size", "16",
+            "--warmup-steps", "1", "--val-fraction", "0.1"]
+    assert main(argv) == 0
+    history = json.loads((out / "history.json").read_text())
+    assert [r["step"] for r in history] == [0, 2, 4]
+    assert all(-1.0 <= r["val_cos"] <= 1.0 for r in history)
+    assert (out / "best.pt").is_file() and (out / "last.pt").is_file()
+    assert main(argv) == 0  # resumed at the end: nothing more to do, nothing lost
+    assert json.loads((out / "history.json").read_text()) == history
+    checkpoint = torch.load(out / "last.pt", weights_only=True)
+    assert checkpoint["step"] == 4 and checkpoint["total_steps"] == 4

@@ -319,7 +319,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         return all_train[data.done[all_train].any(axis=1)], all_val[data.done[all_val, 0]]
 
     train_faces, val_faces = usable()
-    if len(train_faces) < 1000 or len(val_faces) < 20:
+    if len(train_faces) < 2 * args.batch_size or len(val_faces) < 2:
         raise SystemExit(f"error: only {len(train_faces)} faces have a teacher view yet")
     resume = load_checkpoint(last_path) if last_path.exists() else None
     history: list[dict[str, Any]] = []
@@ -357,6 +357,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     fitted = args.steps is not None or resume is not None
     t_loop, steps_here = time.monotonic(), 0
     loss_sum = cos_sum = 0.0
+    since_record = 0  # steps summed in loss_sum / cos_sum
     batch = args.batch_size
     hard = round(batch * args.hard_fraction)
     record: dict[str, Any] = {}
@@ -380,6 +381,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         scheduler.step()
         step += 1
         steps_here += 1
+        since_record += 1
         loss_sum += float(loss.detach())
         cos_sum += float(cos.detach())
         elapsed = time.monotonic() - t_start
@@ -397,12 +399,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             train_faces, val_faces = usable()
             metrics = held_out_cosine(model, data, val_faces, mean)
             set_train_mode(model, args.freeze_bn)
-            n_every = max(1, steps_here if step % args.every else args.every)
+            n_every = max(1, since_record)
             record = {"step": step, "total_steps": total, "lr": optimizer.param_groups[0]["lr"],
                       "train_loss": loss_sum / n_every, "train_cos": cos_sum / n_every,
                       **metrics, "views_done": int(data.done.sum()),
                       "train_seconds": round(train_s, 1), "elapsed_s": round(elapsed, 1)}
             loss_sum = cos_sum = 0.0
+            since_record = 0
             history.append(record)
             improved = metrics["val_cos"] > best
             best = max(best, metrics["val_cos"])
