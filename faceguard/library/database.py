@@ -38,14 +38,14 @@ from faceguard.library.records import (
     utc_now,
 )
 from faceguard.library.schema import MIGRATION_NAMES, MIGRATIONS, SCHEMA_VERSION
-from faceguard.library.store import (
+from faceguard.library.sqlite_file import (
     BACKUP_PREFIX,
-    DEFAULT_BUSY_TIMEOUT_S,
     backup_name,
     backups_dir,
     copy_database,
     recovery_steps,
 )
+from faceguard.library.store import DEFAULT_BUSY_TIMEOUT_S
 from faceguard.library.templates import TemplateStore
 
 __all__ = [

@@ -1,6 +1,5 @@
-"""The face library's connection: opening and checking the file, transactions, and turning
-SQLite errors into one-line :class:`~faceguard.errors.LibraryError` messages (missing folder, not
-a database, damaged, locked, read-only, disk full).
+"""The face library's connection: opening and checking the file, transactions, and SQLite
+errors turned into one-line messages (:mod:`.sqlite_file`).
 
 File databases use WAL mode; foreign keys are on; every write runs in one ``BEGIN IMMEDIATE``
 transaction (nested steps in ``Database.atomic`` savepoints), so an error leaves nothing
@@ -17,7 +16,6 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -26,103 +24,22 @@ from sqlite_utils import Database
 from faceguard.errors import LibraryError
 from faceguard.library import audit_chain
 from faceguard.library.crypto import KEY_RECORD, PASSPHRASE_ENV, BlobCipher
-from faceguard.library.records import sql_name_key, utc_now
+from faceguard.library.records import sql_name_key
 from faceguard.library.schema import MIGRATION_NAMES, MIGRATIONS, SCHEMA_VERSION
-from faceguard.paths import make_private_dir, make_private_file
+from faceguard.library.sqlite_file import (
+    READ_ONLY_MESSAGE,
+    backup_name,
+    backups_dir,
+    copy_database,
+    is_corrupt,
+    open_mode_for,
+    recovery_steps,
+    translate_error,
+)
 
 log = logging.getLogger("faceguard.library.database")
 
 DEFAULT_BUSY_TIMEOUT_S = 5.0
-
-READ_ONLY_MESSAGE = "The face library database is read-only; nothing was changed."
-BACKUPS_FOLDER = "backups"
-BACKUP_PREFIX = "faceguard-"
-
-
-def backups_dir(library_file: str | os.PathLike[str]) -> Path:
-    """The folder of automatic backups: ``backups/`` beside the database file."""
-    return Path(library_file).parent / BACKUPS_FOLDER
-
-
-def backup_name(reason: str, moment: datetime | None = None) -> str:
-    """``faceguard-20261128T161458123456Z-<reason>.db`` (name order is time order)."""
-    stamp = (moment or utc_now()).astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    return f"{BACKUP_PREFIX}{stamp}-{reason}.db"
-
-
-def copy_database(source: sqlite3.Connection, dest: Path) -> None:
-    """Copy a database with SQLite's online backup API into ``dest`` (written atomically:
-    a temporary file in the same folder, fsync, rename). Raises sqlite3.Error / OSError.
-
-    The copy holds face data: it is created 0600, and a folder made for it 0700 (POSIX)."""
-    if not dest.parent.is_dir():
-        make_private_dir(dest.parent)
-    partial = dest.with_name(dest.name + ".partial")
-    with contextlib.suppress(FileNotFoundError):
-        partial.unlink()
-    make_private_file(partial)
-    target = sqlite3.connect(partial)
-    try:
-        source.backup(target)
-        target.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
-    finally:
-        target.close()
-    with open(partial, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(partial, dest)
-
-
-def open_mode_for(file: Path, read_only: bool) -> str:
-    """How to open a library: 'rw'; 'ro' (SQLite ``mode=ro``) while a writer's ``-wal`` file
-    is there; otherwise 'immutable' (``immutable=1``), which reads the file as it is and never
-    creates ``-wal``/``-shm`` files (``mode=ro`` alone would leave them behind, read-only)."""
-    if not read_only:
-        return "rw"
-    return "ro" if file.with_name(file.name + "-wal").exists() else "immutable"
-
-
-def recovery_steps(library_file: Path | None) -> str:
-    """What to do about a damaged library (one line, for error messages)."""
-    where = backups_dir(library_file) if library_file else "the backups folder"
-    return (f"To recover: close FaceGuard and run `faceguard restore FILE` with the newest "
-            f"good backup in {where} (the damaged library is kept as a backup).")
-
-
-def is_corrupt(exc: sqlite3.Error) -> bool:
-    """SQLITE_CORRUPT / SQLITE_NOTADB, or their messages."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    text = str(exc)
-    return (isinstance(code, int) and code & 0xFF in (11, 26)) or "malformed" in text \
-        or "not a database" in text
-
-
-def translate_error(exc: sqlite3.Error, action: str, write: bool, busy_s: float) -> LibraryError:
-    """A user-facing LibraryError for an SQLite error."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
-    text = str(exc)
-    tail = " Nothing was changed." if write else ""
-    if primary in (5, 6) or "locked" in text:  # SQLITE_BUSY, SQLITE_LOCKED
-        return LibraryError(
-            f"The face library is in use by another program (still locked after {busy_s:g} s)"
-            f" while {action}.{tail} Try again."
-        )
-    if primary == 8 or "readonly" in text:  # SQLITE_READONLY
-        return LibraryError(READ_ONLY_MESSAGE)
-    if primary in (11, 26) or "malformed" in text or "not a database" in text:
-        return LibraryError(
-            f"The face library database is damaged or is not a database ({text}).{tail}"
-            " Restore it from a backup."
-        )
-    if primary == 13:  # SQLITE_FULL
-        return LibraryError(f"The disk holding the face library is full.{tail}")
-    if primary in (10, 14):  # SQLITE_IOERR, SQLITE_CANTOPEN
-        return LibraryError(f"The face library database cannot be accessed ({text}).{tail}")
-    if isinstance(exc, sqlite3.IntegrityError):
-        return LibraryError(f"The face library refused the change ({text}).{tail}")
-    return LibraryError(f"Face library error while {action}: {text}.{tail}")
-
-
 
 
 class LibraryStore:

@@ -19,7 +19,7 @@ from faceguard.library.records import (
     utc_now,
     vector_blob,
 )
-from faceguard.library.store import READ_ONLY_MESSAGE
+from faceguard.library.sqlite_file import READ_ONLY_MESSAGE
 from faceguard.vision.image_io import decode_jpeg
 
 log = logging.getLogger("faceguard.library.database")
