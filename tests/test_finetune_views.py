@@ -115,3 +115,10 @@ def test_training_runs_checkpoints_and_resumes(tmp_path: Path) -> None:
     assert json.loads((out / "history.json").read_text()) == history
     checkpoint = torch.load(out / "last.pt", weights_only=True)
     assert checkpoint["step"] == 4 and checkpoint["total_steps"] == 4
+    # with the starting student as a second target: trains, and keeps it for a resume
+    anchored = tmp_path / "anchored"
+    argv_anchor = [*argv[:7], str(anchored), *argv[8:], "--anchor-weight", "1.0"]
+    assert main(argv_anchor) == 0
+    saved = torch.load(anchored / "last.pt", weights_only=True)
+    assert set(saved["anchor"]) == set(saved["model"])
+    assert not all(torch.equal(saved["anchor"][k], saved["model"][k]) for k in saved["model"])

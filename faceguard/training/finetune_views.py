@@ -290,6 +290,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup-steps", type=int, default=100)
     p.add_argument("--weight-decay", type=float, default=5e-4)
     p.add_argument("--relation-weight", type=float, default=1.0)
+    p.add_argument("--anchor-weight", type=float, default=0.0,
+                   help="weight of a second target: the starting student itself (frozen), "
+                        "so its structure is kept while SFace's is learnt (two teachers "
+                        "through their similarity structure)")
     p.add_argument("--hard-fraction", type=float, default=0.5,
                    help="part of a batch drawn in proportion to the face's 1 - cos")
     p.add_argument("--every", type=int, default=150, help="checkpoint every N steps")
@@ -330,10 +334,17 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         start = held_out_cosine(model, data, val_faces, mean)
         print(f"held out before fine-tuning: {json.dumps(start)}", flush=True)
         history.append({"step": 0, **info, **start})
+        anchor_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     else:
         mean = resume["target_mean"].numpy()
         model = LiteMobileFaceNet()
         model.load_state_dict(resume["model"])
+        anchor_state = resume.get("anchor") or resume["model"]
+    anchor: LiteMobileFaceNet | None = None
+    if args.anchor_weight > 0:  # the starting student, frozen: its own structure as a target
+        anchor = LiteMobileFaceNet()
+        anchor.load_state_dict(anchor_state)
+        anchor.eval().requires_grad_(False)
     set_train_mode(model, args.freeze_bn)
     optimizer = torch.optim.SGD(param_groups(model, args.weight_decay), lr=args.lr,
                                 momentum=0.9, nesterov=True)
@@ -372,6 +383,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         target = torch.from_numpy(centred(data.vectors[pick, views], mean))
         output = model(x)
         loss, cos = distill_loss(output, target, args.relation_weight)
+        if anchor is not None:
+            with torch.no_grad():
+                anchored = F.normalize(anchor(x), dim=1)
+            loss = loss + args.anchor_weight * distill_loss(output, anchored,
+                                                            args.relation_weight)[0]
         with torch.no_grad():
             per_face = 1.0 - (F.normalize(output.detach(), dim=1) * target).sum(1)
         hardness[pick] = 0.7 * hardness[pick] + 0.3 * per_face.numpy()
@@ -417,6 +433,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                     "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                     "epoch": step, "step": step, "total_steps": total,
                     "target_mean": torch.from_numpy(mean), "hardness": torch.from_numpy(hardness),
+                    "anchor": anchor_state,
                     "best_val_cos": best, "history": history, "train_seconds": train_s,
                     "args": {k: str(v) for k, v in vars(args).items()}}
             save_checkpoint(ckpt, last_path)
