@@ -379,6 +379,33 @@ def _near_top(scan: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndar
     return segments[np.sort(first)][:RERANK_MAX]
 
 
+def _near_top_fused(scan: np.ndarray, mean_scan: np.ndarray, starts: np.ndarray,
+                    ends: np.ndarray) -> np.ndarray:
+    """:func:`_near_top` under ``"max_mean"``: a person's scanned score is the best of their
+    templates' and their mean's. Found with two arg-maxes and one comparison pass over the
+    templates and the means (no per-person reduction over every template)."""
+    top = int(np.argmax(scan))
+    mean_top = int(np.argmax(mean_scan))
+    segment = int(np.searchsorted(starts, top, side="right")) - 1
+    if mean_scan[mean_top] > scan[top]:
+        segment = mean_top
+    if starts.size == 1:
+        return np.array([segment])
+    lo, hi = int(starts[segment]), int(ends[segment])
+    kept, kept_mean = scan[lo:hi].copy(), float(mean_scan[segment])
+    scan[lo:hi], mean_scan[segment] = -np.inf, -np.inf  # the runner-up person's score
+    runner_up = max(float(np.max(scan)), float(np.max(mean_scan)))
+    scan[lo:hi], mean_scan[segment] = kept, kept_mean
+    cutoff = runner_up - 2 * SCAN_ERROR
+    rows = np.flatnonzero(scan >= cutoff)
+    mean_rows = np.flatnonzero(mean_scan >= cutoff)
+    segments = np.concatenate([np.searchsorted(starts, rows, side="right") - 1, mean_rows])
+    scores = np.concatenate([scan[rows], mean_scan[mean_rows]])
+    segments = segments[np.argsort(-scores, kind="stable")]
+    _, first = np.unique(segments, return_index=True)
+    return segments[np.sort(first)][:RERANK_MAX]
+
+
 def _rescore(segments: np.ndarray, matrix: np.ndarray, residual: np.ndarray,
              starts: np.ndarray, ends: np.ndarray, query: np.ndarray) -> list[tuple[int, float]]:
     """People's best template scores in float32, best first: (segment, score)."""
@@ -428,16 +455,9 @@ def _fused_best_two(
         hi = min(lo + block, n_queries)
         sims = half_scores(matrix, queries[lo:hi])  # (N, q)
         mean_sims = half_scores(means, queries[lo:hi])  # (P, q)
-        per_person = np.maximum(np.maximum.reduceat(sims, starts, axis=0), mean_sims)
         for col in range(hi - lo):
-            scores = per_person[:, col]
-            if n_people == 1:
-                near = np.array([0])
-            else:
-                top2 = np.argpartition(-scores, 1)[:2]
-                runner_up = float(np.min(scores[top2]))
-                near = np.flatnonzero(scores >= runner_up - 2 * SCAN_ERROR)
-                near = near[np.argsort(-scores[near], kind="stable")][:RERANK_MAX]
+            near = _near_top_fused(np.ascontiguousarray(sims[:, col]),
+                                   np.ascontiguousarray(mean_sims[:, col]), starts, ends)
             query = queries[lo + col]
             ranked = sorted(((int(seg), _fused_score(exact_rows(
                 matrix[starts[seg]:ends[seg]], residual[starts[seg]:ends[seg]]), query,
