@@ -30,7 +30,7 @@ from faceguard.library.database import Person
 from faceguard.library.export import attendance_to_csv, events_to_csv, format_timestamp
 from faceguard.vision.image_io import load_image
 from faceguard.vision.selection import PICKS, Pick
-from faceguard.wording import one_line, plural
+from faceguard.wording import access_text, one_line, plural
 
 from faceguard.console import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, Progress
 from faceguard.console import print_error as _err
@@ -280,8 +280,9 @@ def cmd_log(ctx: AppContext, args: argparse.Namespace) -> int:
         for event in events:
             who = event.person_name or "unknown"
             similarity = "" if event.similarity is None else f"{event.similarity:.3f}"
+            door = access_text(event.access, event.access_reason)
             print(f"{format_timestamp(event.timestamp)}  {event.kiosk_id:<10} {event.decision:<8} "
-                  f"{who:<24} {similarity}")
+                  f"{who:<24} {similarity:<6} {door}".rstrip())
         print(plural(len(events), "event"))
     return EXIT_OK
 

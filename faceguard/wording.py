@@ -25,3 +25,13 @@ def one_line(text: str) -> str:
         else:
             escaped.append(char.encode("unicode_escape").decode("ascii"))
     return "".join(escaped)
+
+
+def access_text(access: str | None, reason: str | None) -> str:
+    """An event's door decision for people: ``allowed``, ``denied: outside your hours``, or
+    ``""`` where no rule was asked (unknown faces, attacks, no door)."""
+    if access is None:
+        return ""
+    if access == "denied" and reason:
+        return f"denied: {reason}"
+    return access

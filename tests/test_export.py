@@ -36,6 +36,8 @@ class Ev:
     kiosk_id: str = "k1"
     similarity: float | None = 0.9
     liveness: float | None = None
+    access: str | None = None
+    access_reason: str | None = None
 
 
 def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: int = 0) -> datetime:

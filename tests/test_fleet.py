@@ -226,6 +226,24 @@ def test_every_doors_entries_appear_once_on_every_kiosk(server: str, tmp_path: P
     assert len(server_events(server)) == 5
 
 
+
+def test_an_entrys_access_decision_travels_with_it(server: str, tmp_path: Path) -> None:
+    front, side = kiosk(tmp_path, server, "front"), kiosk(tmp_path, server, "side")
+    lib = library(front)
+    lib.add_event(datetime.now(UTC), "front", None, 0.9, "known", access="denied",
+                  access_reason="outside your hours")
+    lib.add_event(datetime.now(UTC), "front", None, 0.9, "known", access="allowed",
+                  access_reason="Staff")
+    lib.close()
+    for folder in (front, side):
+        assert run_cli(folder, "sync") == 0
+    lib = library(side)
+    try:
+        taken = [(e.kiosk_id, e.access, e.access_reason) for e in lib.query_events()]
+    finally:
+        lib.close()
+    assert taken == [("front", "denied", "outside your hours"), ("front", "allowed", "Staff")]
+
 def test_a_person_enrolled_at_one_door_is_matched_at_another_and_removal_follows(
         server: str, tmp_path: Path) -> None:
     front, side = kiosk(tmp_path, server, "front"), kiosk(tmp_path, server, "side")

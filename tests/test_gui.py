@@ -86,8 +86,10 @@ def test_worker_on_a_video_file_logs_one_in_and_only_unknowns_for_the_stranger(
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(20)
     runner = ThreadRunner()
+    started = time.perf_counter()
     with qtbot.waitSignal(worker.finished, timeout=120_000):
         runner.start(worker)
+    elapsed = time.perf_counter() - started
     timer.stop()
     assert runner.shutdown(5000)
 
@@ -112,7 +114,9 @@ def test_worker_on_a_video_file_logs_one_in_and_only_unknowns_for_the_stranger(
     print(f"worker: {len(frames)} frames shown, mean pipeline "
           f"{np.mean([r.latency_ms for _, r in frames]):.0f} ms; GUI timer (20 ms): "
           f"{len(ticks)} ticks, max gap {gaps.max() * 1000:.0f} ms")
-    assert len(ticks) > 20 and gaps.max() < 0.5, f"GUI thread stalled {gaps.max():.3f} s"
+    # However fast the worker got through the video, the 20 ms timer ticked all along.
+    assert len(ticks) >= max(3, 0.5 * elapsed / 0.02), (len(ticks), elapsed)
+    assert gaps.max() < 0.5, f"GUI thread stalled {gaps.max():.3f} s"
 
 
 def test_qimage_round_trip_is_a_copy() -> None:
@@ -245,7 +249,8 @@ def logged(ctx: AppContext) -> dict[str, int]:
     library.add_event(at(0, 12), "lobby", None, 0.31, "unknown")
     library.add_event(at(1, 9), "lobby", bob, 0.95, "known")
     library.add_event(at(1, 9.5), "lobby", None, 0.22, "unknown")
-    library.add_event(at(2, 8), "lobby", ana, 0.9, "known")
+    library.add_event(at(2, 8), "lobby", ana, 0.9, "known", access="denied",
+                      access_reason="outside your hours")
     return {"ana": ana, "bob": bob}
 
 
@@ -269,6 +274,9 @@ def test_logs_view_filters_and_pages(qtbot, ctx: AppContext,  # type: ignore[no-
     dialog.person.setCurrentIndex(dialog.person.findData(logged["ana"]))
     assert model.total == 3 and model.page == 0
     assert {model.index(r, 2).data() for r in range(3)} == {"Ana"}
+    assert model.HEADERS[4] == "Door"  # the newest: Ana refused, with the reason
+    assert model.index(0, 4).data() == "denied: outside your hours"
+    assert [model.index(r, 4).data() for r in range(1, 3)] == ["", ""]
     dialog.person.setCurrentIndex(0)
     dialog.decision.setCurrentIndex(dialog.decision.findData("unknown"))
     assert model.total == 2

@@ -4,6 +4,7 @@ opens for the stranger."""
 
 from __future__ import annotations
 
+import csv
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from faceguard.cli import EXIT_OK
 from faceguard.kiosk.demo import write_demo_video
+from faceguard.library.database import FaceLibrary
 from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +57,39 @@ def test_a_pass_that_expired_is_refused_with_the_reason(
     known = [e for e in events(capsys) if e["decision"] == "known"]
     assert known and all(e["door"] == "denied" for e in known)
     assert "expired" in str(known[0]["door_reason"])
+    # the entry log keeps the refusal and its reason: the library, `faceguard log`, the CSV
+    library = FaceLibrary.open(data_dir / "faceguard.db")
+    try:
+        stored = library.query_events(decision="known")
+        unknown = library.query_events(decision="unknown")
+    finally:
+        library.close()
+    assert stored and all(e.access == "denied" and "expired" in str(e.access_reason)
+                          for e in stored)
+    assert all(e.access is None and e.access_reason is None for e in unknown)
+    assert run_cli(data_dir, "log") == EXIT_OK
+    lines = [line for line in capsys.readouterr().out.splitlines() if " known " in line]
+    assert lines and all("denied: " in line and "expired" in line for line in lines)
+    csv_file = data_dir.parent / "log.csv"
+    assert run_cli(data_dir, "log", "--csv", str(csv_file)) == EXIT_OK
+    rows = list(csv.DictReader(csv_file.open(encoding="utf-8")))
+    assert {r["access"] for r in rows if r["decision"] == "known"} == {"denied"}
+    assert {r["access"] for r in rows if r["decision"] == "unknown"} == {""}
+
+
+def test_the_entry_log_records_an_allowed_entry(
+        data_dir: Path, video: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_cli(data_dir, "enroll", "Eileen Collins", str(ASTRONAUT)) == EXIT_OK
+    assert run_cli(data_dir, "groups", "add", "Staff") == EXIT_OK
+    assert run_cli(data_dir, "groups", "members", "Staff", "--add", "Eileen Collins") == EXIT_OK
+    assert run_cli(data_dir, "rules", "add", "Staff", "all", "00:00-23:59") == EXIT_OK
+    assert run_cli(data_dir, "run", "--headless", "--source", str(video)) == EXIT_OK
+    library = FaceLibrary.open(data_dir / "faceguard.db")
+    try:
+        known = library.query_events(decision="known")
+    finally:
+        library.close()
+    assert known and all(e.access == "allowed" for e in known)
 
 
 def test_the_window_says_access_denied_with_the_reason(qtbot) -> None:  # type: ignore[no-untyped-def]

@@ -153,6 +153,13 @@ class Gate:
                 event_id: str | None = None) -> tuple[Decision, DoorResult]:
         """Decide, then unlock (allowed) or report ``denied`` with the reason."""
         decision = self.decide(person_id, moment, direction)
+        return decision, self.act(decision, person_id, name, moment, direction=direction,
+                                  event_id=event_id)
+
+    def act(self, decision: Decision, person_id: int, name: str, moment: datetime, *,
+            direction: str | None = None, event_id: str | None = None) -> DoorResult:
+        """Carry out a decision made by :meth:`decide`: unlock (and record the passage for
+        anti-passback) or send the ``denied`` event with its reason."""
         if decision.allowed:
             result = self.driver.unlock(name, reason=decision.reason, event_id=event_id,
                                         moment=moment)
@@ -162,7 +169,7 @@ class Gate:
         else:
             result = self.driver.denied(name, decision.reason, event_id=event_id,
                                         moment=moment)
-        return decision, result
+        return result
 
     def manual_open(self, actor: str, moment: datetime | None = None) -> DoorResult:
         """The admin's "open door" (behind the PIN): unlock, audited."""

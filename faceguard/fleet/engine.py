@@ -410,7 +410,10 @@ class SyncEngine:
                       r.payload.get("person_uid"), r.payload.get("person_name"),
                       r.payload.get("similarity"), r.payload["decision"],
                       r.payload.get("liveness"),
-                      json.dumps({"local_id": r.payload.get("local_id")})) for r in events])
+                      json.dumps({"local_id": r.payload.get("local_id"),
+                                  "access": r.payload.get("access"),
+                                  "access_reason": r.payload.get("access_reason")}))
+                     for r in events])
         if audit:
             with conn.cursor() as cur:
                 cur.executemany(
@@ -452,7 +455,9 @@ class SyncEngine:
          local.apply_template),
         ("holidays", "SELECT day, name, deleted, revision FROM holidays", local.apply_holiday),
         ("events", "SELECT kiosk_id, seq, timestamp, kiosk_name, person_uid, person_name, "
-                   "similarity, decision, liveness, revision FROM events", local.apply_event),
+                   "similarity, decision, liveness, details->>'access' AS access, "
+                   "details->>'access_reason' AS access_reason, revision FROM events",
+         local.apply_event),
     )
 
     def _download(self, conn: Any, report: SyncReport) -> None:

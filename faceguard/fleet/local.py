@@ -67,7 +67,8 @@ def mark_joined(library: FaceLibrary, kiosk_id: str, kiosk_name: str) -> int:
                 "INSERT INTO fleet_outbox (kind, payload, created) SELECT 'event', "
                 "json_object('local_id', e.id, 'timestamp', e.timestamp, 'kiosk_name', "
                 "e.kiosk_id, 'person_uid', f.uid, 'person_name', e.person_name, 'similarity', "
-                "e.similarity, 'decision', e.decision, 'liveness', e.liveness), "
+                "e.similarity, 'decision', e.decision, 'liveness', e.liveness, 'access', "
+                "e.access, 'access_reason', e.access_reason), "
                 "strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM events e LEFT JOIN fleet_people f "
                 "ON f.person_id = e.person_id WHERE e.id NOT IN (SELECT event_id FROM "
                 "fleet_events) ORDER BY e.id").rowcount
@@ -475,9 +476,10 @@ def apply_event(conn: sqlite3.Connection, row: dict[str, Any], done: Applied) ->
         person = None if found is None else found[0]
     cursor = conn.execute(
         "INSERT INTO events (timestamp, kiosk_id, person_id, person_name, similarity, decision, "
-        "liveness) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "liveness, access, access_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (_stamp(row["timestamp"]), row["kiosk_name"], person, row["person_name"],
-         row["similarity"], row["decision"], row["liveness"]))
+         row["similarity"], row["decision"], row["liveness"], row.get("access"),
+         row.get("access_reason")))
     conn.execute("INSERT INTO fleet_events (event_id, origin, origin_seq) VALUES (?, ?, ?)",
                  (int(cursor.lastrowid or 0), origin, seq))
     done.events += 1

@@ -43,6 +43,7 @@ from faceguard.gui.admin import audit
 from faceguard.library.attendance import AttendanceDay, attendance, local_day_range
 from faceguard.library.database import Event, FaceLibrary
 from faceguard.library.export import attendance_to_csv, events_to_csv
+from faceguard.wording import access_text
 
 PAGE_SIZE = 50
 THUMB = 40
@@ -81,7 +82,7 @@ class EventFilter:
 class EventsModel(QAbstractTableModel):
     """One page of events, newest first, with face thumbnails."""
 
-    HEADERS = ("Face", "Time", "Person", "Decision", "Similarity", "Kiosk")
+    HEADERS = ("Face", "Time", "Person", "Decision", "Door", "Similarity", "Kiosk")
 
     def __init__(self, library: FaceLibrary, page_size: int = PAGE_SIZE) -> None:
         super().__init__()
@@ -141,12 +142,16 @@ class EventsModel(QAbstractTableModel):
             if column == 3:
                 return DECISION_TEXT.get(event.decision, event.decision)
             if column == 4:
-                return "" if event.similarity is None else f"{event.similarity:.3f}"
+                return access_text(event.access, event.access_reason)
             if column == 5:
+                return "" if event.similarity is None else f"{event.similarity:.3f}"
+            if column == 6:
                 return event.kiosk_id
         if role == Qt.ItemDataRole.ForegroundRole and column == 3:
             return theme.ACCENT if event.decision == "known" else \
                 theme.FAULT if event.decision == "attack" else theme.UNKNOWN
+        if role == Qt.ItemDataRole.ForegroundRole and column == 4 and event.access == "denied":
+            return theme.FAULT
         return None
 
     def _thumb(self, event: Event) -> QPixmap | None:

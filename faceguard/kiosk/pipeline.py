@@ -25,6 +25,7 @@ from datetime import datetime
 import numpy as np
 
 from faceguard.clock import Clock, utc_now
+from faceguard.core.access import Decision
 from faceguard.core.context import AppContext
 from faceguard.core.gate import Gate
 from faceguard.core.recognition import Recogniser
@@ -306,15 +307,22 @@ class KioskPipeline:
                 crop = encode_jpeg(event.crop, EVENT_CROP_QUALITY)
             except FaceGuardError:
                 crop = None
+        access, fault = self._access(event)
         try:
-            stored = self.library.add_event(event.timestamp, event.kiosk_id, event.person_id,
-                                            event.similarity, event.decision, crop,
-                                            event.liveness)
+            stored = self.library.add_event(
+                event.timestamp, event.kiosk_id, event.person_id, event.similarity,
+                event.decision, crop, event.liveness,
+                access=None if access is None else ("allowed" if access.allowed else "denied"),
+                access_reason=None if access is None else access.reason)
         except FaceGuardError as error:
             log.warning("event not logged: %s", error)
             return None, f"event not logged: {error}"
-        logged = self._at_door(replace(event, event_id=stored.id,
-                                       person_name=stored.person_name or event.person_name))
+        logged = replace(event, event_id=stored.id,
+                         person_name=stored.person_name or event.person_name)
+        if fault is not None:
+            logged = replace(logged, door_reason=f"door fault: {fault}")
+        elif access is not None:
+            logged = self._at_door(logged, access)
         if logged.attack:
             score = "unsure" if logged.liveness is None else f"{logged.liveness:.3f}"
             log.warning("presentation attack suspected at kiosk %s (matched to %s, liveness "
@@ -324,14 +332,25 @@ class KioskPipeline:
             self.on_logged(logged)
         return logged, None
 
-    def _at_door(self, event: KioskEvent) -> KioskEvent:
-        """A recognised, live visit asks the gate: unlock, or "Access denied" with the reason.
-        Unknown faces and suspected attacks never reach it: the door stays shut."""
+    def _access(self, event: KioskEvent) -> tuple[Decision | None, str | None]:
+        """What the access rules say of a recognised, live visit (stored with its event), or
+        why they could not be asked. Unknown faces and suspected attacks never ask: the door
+        stays shut."""
         if self.gate is None or event.person_id is None or event.attack:
-            return event
+            return None, None
         try:
-            decision, result = self.gate.at_door(
-                event.person_id, event.person_name or "", event.timestamp,
+            return self.gate.decide(event.person_id, event.timestamp, event.direction), None
+        except FaceGuardError as error:
+            log.warning("access rules not read for a visit of person %s: %s", event.person_id,
+                        error)
+            return None, str(error)
+
+    def _at_door(self, event: KioskEvent, decision: Decision) -> KioskEvent:
+        """Carry out the decision at the door: unlock, or "Access denied" with the reason."""
+        assert self.gate is not None and event.person_id is not None
+        try:
+            result = self.gate.act(
+                decision, event.person_id, event.person_name or "", event.timestamp,
                 direction=event.direction, event_id=f"{self.kiosk_id}-{event.event_id}")
         except FaceGuardError as error:
             log.warning("door not operated for event %s: %s", event.event_id, error)

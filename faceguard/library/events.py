@@ -24,10 +24,15 @@ class EventStore(PeopleStore):
         decision: str,
         crop_jpeg: bytes | None = None,
         liveness: float | None = None,
+        *,
+        access: str | None = None,
+        access_reason: str | None = None,
     ) -> Event:
         """Log a recognition event (timezone-aware timestamp; stored in UTC).
 
         ``liveness`` is the fused live probability 0..1 of the visit (None: not scored).
+        ``access`` is what the door's rules decided ("allowed" or "denied", with the plain
+        ``access_reason``), None where no rule was asked.
 
         The person's current name is stored with the event so the log stays readable if the
         person is later removed.
@@ -40,6 +45,9 @@ class EventStore(PeopleStore):
         sim = None if similarity is None else float(similarity)
         crop = None if crop_jpeg is None else bytes(crop_jpeg)
         live = None if liveness is None else float(liveness)
+        if access not in (None, "allowed", "denied"):
+            raise ValueError("access must be None, 'allowed' or 'denied'")
+        reason = None if access is None else (access_reason or None)
         with self._write("logging an event"):
             snapshot = None
             if person_id is not None:
@@ -49,16 +57,18 @@ class EventStore(PeopleStore):
                 sealed, seal = self._seal("events", "crop_jpeg", new_id, crop)
                 event_id = self._insert(
                     "INSERT INTO events (id, timestamp, kiosk_id, person_id, person_name, "
-                    "similarity, decision, crop_jpeg, liveness, crop_seal) VALUES (?, ?, ?, ?, "
-                    "?, ?, ?, ?, ?, ?)",
+                    "similarity, decision, crop_jpeg, liveness, crop_seal, access, "
+                    "access_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (new_id, stamp, kiosk_id, person_id, snapshot, sim, decision, sealed, live,
-                     seal),
+                     seal, access, reason),
                 )
             else:
                 event_id = self._insert(
                     "INSERT INTO events (timestamp, kiosk_id, person_id, person_name, "
-                    "similarity, decision, crop_jpeg, liveness) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (stamp, kiosk_id, person_id, snapshot, sim, decision, crop, live),
+                    "similarity, decision, crop_jpeg, liveness, access, access_reason) VALUES "
+                    "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (stamp, kiosk_id, person_id, snapshot, sim, decision, crop, live, access,
+                     reason),
                 )
         return Event(
             id=event_id,
@@ -71,6 +81,8 @@ class EventStore(PeopleStore):
             has_crop=crop is not None,
             crop_jpeg=crop,
             liveness=live,
+            access=access,
+            access_reason=reason,
         )
 
     @staticmethod
@@ -127,7 +139,7 @@ class EventStore(PeopleStore):
         sql = (
             "SELECT e.id, e.timestamp, e.kiosk_id, e.person_id, "
             "COALESCE(p.name, e.person_name), e.similarity, e.decision, "
-            f"e.crop_jpeg IS NOT NULL, e.liveness, {crop} "
+            f"e.crop_jpeg IS NOT NULL, e.liveness, {crop}, e.access, e.access_reason "
             f"FROM events e LEFT JOIN people p ON p.id = e.person_id{where} "
             f"ORDER BY e.timestamp {direction}, e.id {direction} LIMIT ? OFFSET ?"
         )
@@ -147,6 +159,8 @@ class EventStore(PeopleStore):
                 has_crop=bool(r[7]),
                 crop_jpeg=opened,
                 liveness=r[8],
+                access=r[11],
+                access_reason=r[12],
             )
             for r, opened in zip(rows, crops, strict=True)
         ]

@@ -33,6 +33,8 @@ EVENT_COLUMNS = (
     "decision",
     "similarity",
     "liveness",
+    "access",
+    "access_reason",
 )
 ATTENDANCE_COLUMNS = ("date", "person_id", "person", "first_in", "last_out", "hours", "events")
 
@@ -55,6 +57,12 @@ class ExportEvent(EventLike, Protocol):
 
     @property
     def liveness(self) -> float | None: ...
+
+    @property
+    def access(self) -> str | None: ...
+
+    @property
+    def access_reason(self) -> str | None: ...
 
 
 def neutralise(text: str) -> str:
@@ -126,7 +134,7 @@ def events_to_csv(
         EVENT_COLUMNS,
         (
             (e.id, e.timestamp, e.kiosk_id, e.person_id, e.person_name, e.decision, e.similarity,
-             e.liveness)
+             e.liveness, e.access, e.access_reason)
             for e in rows
         ),
         tz,

@@ -150,6 +150,27 @@ FLEET_ERASURE: tuple[str, ...] = (
 )
 
 
+_EVENT_ACCESS_PAYLOAD = (
+    "json_object('local_id', NEW.id, 'timestamp', NEW.timestamp, 'kiosk_name', NEW.kiosk_id, "
+    "'person_uid', (SELECT uid FROM fleet_people WHERE person_id = NEW.person_id), "
+    "'person_name', NEW.person_name, 'similarity', NEW.similarity, 'decision', NEW.decision, "
+    "'liveness', NEW.liveness, 'access', NEW.access, 'access_reason', NEW.access_reason)")
+
+# Schema step 015: an event's access decision ("allowed" / "denied" and why) travels with it.
+FLEET_EVENT_ACCESS: tuple[str, ...] = (
+    "DROP TRIGGER fleet_event_out",
+    f"CREATE TRIGGER fleet_event_out AFTER INSERT ON events WHEN {QUIET} AND {JOINED} "
+    f"BEGIN INSERT INTO fleet_outbox (kind, payload, created) VALUES ('event', "
+    f"{_EVENT_ACCESS_PAYLOAD}, {NOW}); END",
+)
+
+
+def create_fleet_event_access(db: Any) -> None:
+    """Schema step 015 (see :data:`FLEET_EVENT_ACCESS`)."""
+    for statement in FLEET_EVENT_ACCESS:
+        db.execute(statement)
+
+
 def create_fleet_erasure(db: Any) -> None:
     """Schema step 013 (see :data:`FLEET_ERASURE`)."""
     for statement in FLEET_ERASURE:

@@ -61,6 +61,10 @@ class Event:
     has_crop: bool
     crop_jpeg: bytes | None = field(default=None, repr=False)
     liveness: float | None = None  # fused live probability (None: off, unsure, older event)
+    # what the door's access rules decided: "allowed" / "denied" with the plain reason; None
+    # where no rule was asked (an unknown face, a suspected attack, no door, an older event)
+    access: str | None = None
+    access_reason: str | None = None
 
 
 @dataclass(frozen=True)

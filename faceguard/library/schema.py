@@ -238,8 +238,23 @@ def _m013_fleet_erasure(db: Database) -> None:
     fleet_tables.create_fleet_erasure(db)
 
 
+
+@MIGRATIONS(name="015_event_access")
+def _m015_event_access(db: Database) -> None:
+    """What the door's access rules decided for each event: ``access`` ('allowed' or
+    'denied') and ``access_reason`` (the plain reason: "outside your hours", "pass expired");
+    NULL where no rule was asked (unknown faces, suspected attacks, no door, older events).
+    A fleet kiosk sends both with the event."""
+    from faceguard.library import fleet_tables
+
+    events = db.table("events")
+    events.add_column("access", str)
+    events.add_column("access_reason", str)
+    fleet_tables.create_fleet_event_access(db)
+
 MIGRATION_NAMES: tuple[str, ...] = ("001_people", "002_templates", "003_events", "004_audit",
                                      "005_identity", "006_admin", "007_liveness",
                                      "008_access_rules", "010_audit_chain", "011_privacy",
-                                     "012_fleet_sync", "013_fleet_erasure")
+                                     "012_fleet_sync", "013_fleet_erasure",
+                                     "015_event_access")
 SCHEMA_VERSION = len(MIGRATION_NAMES)
