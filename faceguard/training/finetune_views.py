@@ -83,8 +83,8 @@ def _set_identity_bn(bn: nn.BatchNorm2d, bias: np.ndarray) -> None:
     with torch.no_grad():
         bn.weight.fill_(1.0)
         bn.bias.copy_(torch.from_numpy(np.array(bias, np.float32)))
-        bn.running_mean.zero_()  # type: ignore[union-attr]
-        bn.running_var.fill_(1.0 - bn.eps)  # type: ignore[union-attr]
+        bn.running_mean.zero_()  # type: ignore[union-attr,unused-ignore]
+        bn.running_var.fill_(1.0 - bn.eps)  # type: ignore[union-attr,unused-ignore]
 
 
 def student_from_onnx(path: Path) -> LiteMobileFaceNet:
@@ -154,8 +154,8 @@ def calibrate_batchnorm(model: LiteMobileFaceNet, x: torch.Tensor) -> None:
         scale = bn.weight / torch.sqrt(rv + bn.eps)  # current eval map: scale * z + shift
         shift = bn.bias - rm * scale
         new_weight = scale * torch.sqrt(var + bn.eps)
-        bn.running_mean.copy_(mu)  # type: ignore[union-attr]
-        bn.running_var.copy_(var)  # type: ignore[union-attr]
+        bn.running_mean.copy_(mu)  # type: ignore[union-attr,unused-ignore]
+        bn.running_var.copy_(var)  # type: ignore[union-attr,unused-ignore]
         bn.weight.copy_(new_weight)
         bn.bias.copy_(shift + scale * mu)
 
