@@ -150,6 +150,8 @@ class EventsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and column == 3:
             return theme.ACCENT if event.decision == "known" else \
                 theme.FAULT if event.decision == "attack" else theme.UNKNOWN
+        if role == Qt.ItemDataRole.ToolTipRole and column == 4:
+            return access_text(event.access, event.access_reason) or None
         if role == Qt.ItemDataRole.ForegroundRole and column == 4 and event.access == "denied":
             return theme.FAULT
         return None
@@ -219,8 +221,9 @@ class LogsDialog(QDialog):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setColumnWidth(0, THUMB + 20)
         self.table.setColumnWidth(1, 170)
-        self.table.setColumnWidth(2, 220)
+        self.table.setColumnWidth(2, 180)
         self.table.setColumnWidth(3, 130)
+        self.table.setColumnWidth(4, 220)
         self.newer = QPushButton("◀ Newer")
         self.older = QPushButton("Older ▶")
         self.newer.clicked.connect(lambda: self.model.go_to(self.model.page - 1))
