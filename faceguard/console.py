@@ -9,9 +9,14 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from faceguard.errors import FaceGuardError
 from faceguard.wording import one_line
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class CommandError(FaceGuardError):
+    """A command cannot go on; the message says why."""
 
 
 def print_error(message: str) -> None:

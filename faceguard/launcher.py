@@ -12,8 +12,8 @@ import sys
 from collections.abc import Mapping, Sequence
 
 import faceguard.native_threads  # noqa: F401  (pins native thread pools before numpy loads)
-from faceguard.cli import CommandError
 from faceguard.cli import main as cli_main
+from faceguard.console import CommandError
 from faceguard.core.context import AppContext
 
 

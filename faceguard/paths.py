@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
+from typing import IO, Any
 
 from platformdirs import user_data_dir
 
@@ -78,3 +81,24 @@ def make_private_file(path: Path) -> None:
         info = path.stat()
         if info.st_uid == os.getuid() and info.st_mode & 0o077:
             os.chmod(path, PRIVATE_FILE_MODE)
+
+
+def write_file_atomically(path: Path, data: str | bytes, *, prefix: str) -> None:
+    """Replace ``path`` with ``data`` (text: UTF-8, in text mode) all at once: a temporary
+    file beside it, fsync, rename. On failure (OSError) the previous file is untouched and
+    no temporary file is left behind."""
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+        handle: IO[Any] = (os.fdopen(fd, "w", encoding="utf-8") if isinstance(data, str)
+                           else os.fdopen(fd, "wb"))
+        with handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import faceguard.settings as settings_module
 from faceguard.paths import DATA_DIR_ENV
 from faceguard.settings import (
     DEFAULT_MATCH_MARGIN,
@@ -157,7 +156,7 @@ def test_failed_save_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.Mon
     def broken_replace(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(settings_module.os, "replace", broken_replace)
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(SettingsError, match="No space left"):
         save_settings(Settings().replace(kiosk_name="After"), tmp_path)
     monkeypatch.undo()

@@ -239,6 +239,14 @@ class AppContext:
                         on_person_removed=self._person_changed, consent=consent,
                         consent_required=self.consent_required())
 
+    def person_named(self, name: str, *, include_inactive: bool = True) -> Person:
+        """The person with this name (case-insensitive; an active one first, then, with
+        ``include_inactive``, the newest inactive one); LibraryError when there is none."""
+        person = self.library.find_person_by_name(name, include_inactive=include_inactive)
+        if person is None:
+            raise LibraryError(f"no person named {name!r}")
+        return person
+
     def update_person(self, person_id: int, *, actor: str, **changes: Any) -> Person:
         """Rename or edit a person (LibraryError with the reason when refused)."""
         person = self.library.update_person(person_id, actor=actor, **changes)

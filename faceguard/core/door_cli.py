@@ -20,7 +20,6 @@ from faceguard.core.context import AppContext
 from faceguard.core.door import DoorError, make_driver
 from faceguard.errors import FaceGuardError
 from faceguard.library import rules as store
-from faceguard.library.database import Person
 from faceguard.library.rules import LibraryOutbox
 from faceguard.wording import plural
 
@@ -44,13 +43,6 @@ def cmd_door(ctx: AppContext, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _person(ctx: AppContext, name: str) -> Person:
-    person = ctx.library.find_person_by_name(name)
-    if person is None:
-        raise FaceGuardError(f"no person named {name!r}")
-    return person
-
-
 def cmd_groups(ctx: AppContext, args: argparse.Namespace) -> int:
     """List, add, remove groups; change members."""
     if args.action == "list":
@@ -68,12 +60,10 @@ def cmd_groups(ctx: AppContext, args: argparse.Namespace) -> int:
         store.remove_group(ctx.library, args.name, actor="cli")
         print(f"removed group {args.name}")
     else:
-        for name in args.add or []:
-            store.set_membership(ctx.library, args.name, _person(ctx, name).id, True,
-                                 actor="cli")
-        for name in args.remove or []:
-            store.set_membership(ctx.library, args.name, _person(ctx, name).id, False,
-                                 actor="cli")
+        for names, member in ((args.add, True), (args.remove, False)):
+            for name in names or []:
+                person = ctx.person_named(name, include_inactive=False)
+                store.set_membership(ctx.library, args.name, person.id, member, actor="cli")
         found = next((g for g in store.list_groups(ctx.library)
                       if g.name.casefold() == args.name.casefold()), None)
         if found is None:
@@ -134,7 +124,7 @@ def cmd_rules(ctx: AppContext, args: argparse.Namespace) -> int:
             done = store.remove_holiday(lib, date.fromisoformat(args.date), actor="cli")
             print(f"{args.date} " + ("is no longer a holiday" if done else "was no holiday"))
         else:
-            person = _person(ctx, args.person)
+            person = ctx.person_named(args.person, include_inactive=False)
             if args.clear:
                 store.set_validity(lib, person.id, None, None, False, actor="cli")
             else:

@@ -5,27 +5,25 @@
 - ``notice [--out FILE.html]`` writes the printable retention notice for the wall.
 - ``people export NAME --out FILE.zip`` writes everything held about a person
   (:mod:`faceguard.library.person_export`).
-- ``people erase NAME`` (wired into ``people`` by :mod:`faceguard.cli`) erases a person so
-  that their face data is gone from the library file; refused while a kiosk runs on the data
-  folder (its memory still holds the person's templates).
+- ``people erase NAME`` (wired into ``people`` by :mod:`faceguard.core.people_cli`) erases a
+  person so that their face data is gone from the library file; refused while a kiosk runs on
+  the data folder (its memory still holds the person's templates).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from faceguard.console import EXIT_OK
 from faceguard.console import print_error as _err
+from faceguard.core.cli_checks import kiosk_stopped, warn_about_backups
 from faceguard.core.context import AppContext
 from faceguard.core.notice import retention_notice_html
 from faceguard.errors import FaceGuardError
-from faceguard.library.backup import KioskLock, list_backups
 from faceguard.library.retention import Retention, compact, erase_person, purge
+from faceguard.paths import write_file_atomically
 from faceguard.wording import plural
 
 
@@ -63,32 +61,18 @@ def cmd_notice(ctx: AppContext, args: argparse.Namespace) -> int:
     out = Path(args.out).expanduser()
     if not out.parent.is_dir():
         raise FaceGuardError(f"folder {out.parent} does not exist")
-    tmp_name: str | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=".notice-", suffix=".tmp", dir=out.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.replace(tmp_name, out)
-        tmp_name = None
+        write_file_atomically(out, page, prefix=".notice-")
     except OSError as error:
         raise FaceGuardError(f"cannot write {out}: {error.strerror or error}") from error
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
     print(f"wrote the retention notice for {ctx.settings.kiosk_name} to {out}")
     return EXIT_OK
 
 
 def cmd_erase(ctx: AppContext, args: argparse.Namespace) -> int:
     """``people erase NAME``: erase a person's face data and pseudonymise their events."""
-    person = ctx.library.find_person_by_name(args.name, include_inactive=True)
-    if person is None:
-        raise FaceGuardError(f"no person named {args.name!r}")
-    with KioskLock(ctx.data_dir) as lock:
-        if not lock.acquire(exclusive=True):
-            raise FaceGuardError(f"FaceGuard is running on {ctx.data_dir} (it holds "
-                                 f"{lock.path}); close the kiosk, then erase {person.name}")
+    person = ctx.person_named(args.name)
+    with kiosk_stopped(ctx, then=f"erase {person.name}"):
         result = erase_person(ctx.library, person.id, actor="cli")
     print(f"erased {person.name}: {plural(result.templates, 'face template')}, "
           f"{plural(result.event_crops, 'event crop')} deleted; "
@@ -100,17 +84,13 @@ def cmd_erase(ctx: AppContext, args: argparse.Namespace) -> int:
     if not result.checkpointed:
         _err("warning: another program is reading the library; its write-ahead log keeps "
              "the old pages until that program closes")
-    if ctx.library.path is not None and list_backups(ctx.library.path):
-        _err(f"warning: backups made before now in {ctx.library.path.parent / 'backups'} "
-             "still hold this person's data")
+    warn_about_backups(ctx, still="still hold this person's data")
     return EXIT_OK
 
 
 def cmd_export(ctx: AppContext, args: argparse.Namespace) -> int:
     """``people export NAME --out FILE.zip``: everything held about a person (audited)."""
-    person = ctx.library.find_person_by_name(args.name, include_inactive=True)
-    if person is None:
-        raise FaceGuardError(f"no person named {args.name!r}")
+    person = ctx.person_named(args.name)
     out = Path(args.out).expanduser()
     if out.suffix.lower() != ".zip":
         raise FaceGuardError("--out must name a .zip file")

@@ -21,10 +21,10 @@ from typing import Any
 
 from faceguard.console import EXIT_ERROR, EXIT_OK
 from faceguard.console import print_error as _err
+from faceguard.core.cli_checks import kiosk_stopped, warn_about_backups
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.library import crypto, encryption
-from faceguard.library.backup import KioskLock, list_backups
 from faceguard.wording import one_line, plural
 
 
@@ -93,10 +93,7 @@ def cmd_encryption(ctx: AppContext, args: argparse.Namespace) -> int:
               + ("; run `faceguard encryption enable` again to finish" if found.plain or
                  current != "on" else ""))
         return EXIT_OK
-    with KioskLock(ctx.data_dir) as lock:
-        if not lock.acquire(exclusive=True):
-            raise FaceGuardError(f"FaceGuard is running on {ctx.data_dir} (it holds "
-                                 f"{lock.path}); close the kiosk, then enable encryption")
+    with kiosk_stopped(ctx, then="enable encryption"):
         passphrase = crypto.read_passphrase(ctx.passphrase_file)
         if encryption.key_record(library) is None and not args.keyring and passphrase is None:
             raise FaceGuardError("give a passphrase with --passphrase-file FILE or "
@@ -113,9 +110,7 @@ def cmd_encryption(ctx: AppContext, args: argparse.Namespace) -> int:
     if not result.vacuumed:
         _err("warning: the library file could not be rewritten (is the disk full?); freed "
              "pages may still hold unencrypted face data: run `faceguard purge --compact`")
-    if ctx.library.path is not None and list_backups(ctx.library.path):
-        _err(f"warning: backups made before now in {ctx.library.path.parent / 'backups'} hold "
-             "the face data unencrypted")
+    warn_about_backups(ctx, still="hold the face data unencrypted")
     return EXIT_OK
 
 
