@@ -28,7 +28,8 @@ from faceguard.core.enrolment import Enroller
 from faceguard.core.pin import hash_pin
 from faceguard.gui.admin import AdminGate, PinDialog, SetPinDialog
 from faceguard.gui.app import run_gui
-from faceguard.gui.enrol import EnrolDialog, ImportDialog
+from faceguard.gui.enrol import EnrolDialog
+from faceguard.gui.import_dialog import ImportDialog
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.main_window import MainWindow

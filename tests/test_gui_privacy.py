@@ -167,7 +167,7 @@ def test_the_import_dialog_records_who_collected_the_consent(
         qtbot, ctx: AppContext, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     import shutil
 
-    from faceguard.gui.enrol import ImportDialog
+    from faceguard.gui.import_dialog import ImportDialog
     from faceguard.gui.tasks import ThreadRunner
 
     folder = tmp_path / "people"

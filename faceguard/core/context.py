@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Callable
@@ -14,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from faceguard.core.enrolment import ConsentGiven, Enroller
+from faceguard.core.library_access import LIBRARY_FILE, open_library
 from faceguard.core.notice import notice_version
+from faceguard.core.operating_point import OperatingPoint, embedder_location, operating_point
 from faceguard.core.pin import hash_pin
 from faceguard.core.roles import Permission, may
 from faceguard.errors import LibraryError
@@ -25,29 +26,19 @@ from faceguard.library.accounts import Account
 from faceguard.library.audit_chain import ChainReport
 from faceguard.library.backup import KioskLock, hold_kiosk_lock
 from faceguard.library.consent import clean_who, consent_required
-from faceguard.library.crypto import keyring_backend, read_passphrase
+from faceguard.library.crypto import keyring_backend
 from faceguard.library.database import FaceLibrary, Person
-from faceguard.library.matcher import (
-    DEFAULT_FUSION,
-    FUSION_RULES,
-    UNCALIBRATED_THRESHOLD,
-    Fusion,
-    Matcher,
-)
+from faceguard.library.matcher import DEFAULT_FUSION, FUSION_RULES, Fusion, Matcher
 from faceguard.library.person_export import ExportSummary, export_person
-from faceguard.paths import data_dir, make_private_dir, make_private_file
+from faceguard.paths import data_dir
 from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
 from faceguard.vision.engine import FaceEngine
-from faceguard.vision.onnx_model import default_model_path, manifest_entry
+from faceguard.vision.onnx_model import manifest_entry
 
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from faceguard.core.admin import SignIn
-
-LIBRARY_FILE = "faceguard.db"
-EMBEDDER_ENV = "FACEGUARD_EMBEDDER"
-EMBEDDER_SHA_ENV = "FACEGUARD_EMBEDDER_SHA256"
 
 
 @dataclass(frozen=True)
@@ -58,41 +49,6 @@ class EncryptionStatus:
     kek: str | None  # passphrase, keyring, or None (never enabled)
     counts: encryption.Counts
     keyring_available: bool
-
-
-@dataclass(frozen=True)
-class OperatingPoint:
-    """Open-set decision rule: threshold, margin, and the false-accept rate it stands for."""
-
-    threshold: float
-    margin: float
-    far: float | None
-    source: str
-
-
-def embedder_location(settings: Settings) -> tuple[Path, str | None]:
-    """The embedder file to use, and an explicit SHA-256 when one is configured."""
-    override = os.environ.get(EMBEDDER_ENV)
-    if override:
-        return Path(override), os.environ.get(EMBEDDER_SHA_ENV)
-    name = settings.model_file
-    path = Path(name)
-    return (path if path.is_absolute() else default_model_path(name)), None
-
-
-def operating_point(settings: Settings, embedder_path: Path) -> OperatingPoint:
-    """The model card's calibrated threshold, unless the settings set one explicitly."""
-    entry = manifest_entry(embedder_path) or {}
-    calibrated = entry.get("threshold")
-    if calibrated is not None and settings.match_threshold is None:
-        far = entry.get("threshold_far")
-        return OperatingPoint(float(str(calibrated)), float(str(entry.get("margin", 0.0))),
-                              float(str(far)) if far is not None else None,
-                              f"calibrated, {embedder_path.name} model card")
-    threshold = settings.match_threshold
-    if threshold is None:
-        threshold = UNCALIBRATED_THRESHOLD
-    return OperatingPoint(threshold, settings.match_margin, settings.threshold_far, "settings")
 
 
 class AppContext:
@@ -125,43 +81,10 @@ class AppContext:
 
         With ``create=False`` (commands that only read) neither the folder nor the database
         is ever created: a missing one is a LibraryError that says where it was looked for.
+        An encrypted library gets its key (:mod:`faceguard.core.library_access`).
         """
-        if not self.create and not self.library_path.is_file():
-            missing = self.data_dir if not self.data_dir.is_dir() else self.library_path
-            raise LibraryError(
-                f"there is no face library in the data folder {self.data_dir} ({missing} does "
-                "not exist); "
-                "check --data-dir or $FACEGUARD_DATA_DIR, or enrol someone first")
-        if not self.data_dir.exists():
-            if not self.create:
-                raise LibraryError(f"data folder {self.data_dir} does not exist")
-            try:
-                make_private_dir(self.data_dir)
-            except OSError as error:
-                raise LibraryError(
-                    f"cannot create the data folder {self.data_dir}: {error.strerror}") from error
-        if self.create:
-            with contextlib.suppress(OSError):  # a read-only folder: FaceLibrary.open says so
-                make_private_file(self.library_path)
-        library = FaceLibrary.open(self.library_path)
-        try:
-            self._unlock(library)
-        except BaseException:
-            library.close()
-            raise
-        return library
-
-    def _unlock(self, library: FaceLibrary) -> None:
-        """Give an encrypted library its key: from the keyring it was encrypted with, or the
-        passphrase (``passphrase_file``, else $FACEGUARD_PASSPHRASE). Without a passphrase
-        it stays locked: everything but the face data can be read. A wrong passphrase, a
-        missing keyring entry or a damaged key record is a LibraryError."""
-        record = encryption.key_record(library) if library.encrypted() else None
-        if record is None:
-            return
-        passphrase = None if record.kek == "keyring" else read_passphrase(self.passphrase_file)
-        if record.kek == "keyring" or passphrase is not None:
-            encryption.unlock(library, passphrase)
+        return open_library(self.data_dir, self.library_path, create=self.create,
+                            passphrase_file=self.passphrase_file)
 
     @cached_property
     def engine(self) -> FaceEngine:

@@ -18,15 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from faceguard.core.photo_checks import PhotoCheck, check_photo, image_files, person_folders
 from faceguard.errors import FaceGuardError
 from faceguard.library.consent import record_consent
 from faceguard.library.database import FaceLibrary, Person, name_key
 from faceguard.library.matcher import Matcher
-from faceguard.vision.engine import FaceEngine, FaceObservation
-from faceguard.vision.image_io import encode_jpeg, is_image_file, load_image_with_digest
+from faceguard.vision.engine import FaceEngine
+from faceguard.vision.image_io import encode_jpeg, load_image_with_digest
 
-SEARCH_MIN_FACE = 20  # look for small faces too, so "too small" can be told from "no face"
-SECONDARY_FACE_RATIO = 0.35  # another face this big (vs the main one) makes the photo ambiguous
 ALREADY_ENROLLED = "already enrolled for this person (same file)"
 
 
@@ -49,20 +48,6 @@ class LookAlike(enum.StrEnum):
     MERGE = "merge"  # it is the other person: add the photo to them instead
     REPLACE = "replace"  # the other person's record is wrong: remove them, enrol this one
     FORCE = "force"  # enrol it anyway (needs a reason; both may be "unknown" at the door)
-
-
-@dataclass
-class PhotoCheck:
-    """Whether one photo can be enrolled; ``observation`` is set when it can."""
-
-    source: str
-    reason: str | None = None
-    observation: FaceObservation | None = None
-    content_sha256: str | None = None  # of the file (None for camera captures)
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
 
 
 @dataclass
@@ -96,41 +81,6 @@ class ImportSummary:
     @property
     def complete(self) -> bool:
         return not self.rejected and not self.refused and self.people_enrolled == self.people
-
-
-def check_photo(engine: FaceEngine, image: np.ndarray, source: str,
-                min_face: int) -> PhotoCheck:
-    """Apply the enrolment rules: exactly one clear, frontal face of at least ``min_face``."""
-    faces = engine.detect(image, min_face=min(SEARCH_MIN_FACE, min_face))
-    if not faces:
-        return PhotoCheck(source, "no face found")
-    main = faces[0]
-    # Any other face big enough to be enrolled itself, or a third of the main face's size,
-    # makes the photo ambiguous; small faces far in the background are ignored.
-    others = [f for f in faces[1:]
-              if f.size >= min(min_face, SECONDARY_FACE_RATIO * main.size)]
-    if others:
-        return PhotoCheck(source, f"{len(others) + 1} faces found; one face per photo is needed")
-    observation = engine.observe(image, [main], embed=False)[0]
-    problems = observation.quality.problems(min_face)
-    if problems:
-        return PhotoCheck(source, "; ".join(problems))
-    return PhotoCheck(source, None, observation)
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Image files directly inside a folder, sorted by name."""
-    return sorted(p for p in folder.iterdir() if is_image_file(p))
-
-
-def person_folders(folder: Path) -> list[Path]:
-    """The subfolders of an import folder (one per person), sorted; FaceGuardError if none."""
-    if not folder.is_dir():
-        raise FaceGuardError(f"{folder} is not a folder")
-    people = sorted(p for p in folder.iterdir() if p.is_dir())
-    if not people:
-        raise FaceGuardError(f"{folder} has no subfolders (one subfolder per person is expected)")
-    return people
 
 
 @dataclass
@@ -187,6 +137,20 @@ class Enroller:
         check = check_photo(self.engine, image, str(path), self.min_face)
         check.content_sha256 = digest
         return check
+
+    def check_files(self, paths: Sequence[Path], *,
+                    progress: Callable[[int, int], None] | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> list[PhotoCheck]:
+        """Check photo files in order, reporting ``progress(done, total)``; stops early (with
+        the checks so far) once ``cancelled()`` is true."""
+        checks = []
+        for index, path in enumerate(paths):
+            if cancelled is not None and cancelled():
+                break
+            checks.append(self.check_file(path))
+            if progress is not None:
+                progress(index + 1, len(paths))
+        return checks
 
     def check_images(self, sources: Sequence[tuple[str, np.ndarray]]) -> list[PhotoCheck]:
         """Check in-memory images (camera captures)."""

@@ -1,55 +1,41 @@
-"""Enrolment dialogs: one person from photo files or the live camera, and a bulk import of a
-folder of people. Photos are checked in a worker (one face, size, sharpness, frontal pose); the
-dialog shows the aligned crop kept for each good photo and the reason for each rejected one."""
+"""The enrolment dialog: one person from photo files or the live camera (the bulk import of a
+folder of people is :mod:`faceguard.gui.import_dialog`). Photos are checked in a worker (one
+face, size, sharpness, frontal pose); the dialog shows the aligned crop kept for each good
+photo and the reason for each rejected one."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
     QDialog,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QProgressBar,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from faceguard.core.context import AppContext
-from faceguard.core.enrolment import (
-    Enroller,
-    EnrolMode,
-    ImportSummary,
-    LookAlike,
-    PhotoCheck,
-    PhotoResult,
-    image_files,
-    person_folders,
-)
+from faceguard.core.enrolment import EnrolMode, LookAlike
+from faceguard.core.photo_checks import PhotoCheck, image_files
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
-from faceguard.gui.tasks import Runner, Task, Worker
-from faceguard.gui.worker import to_qimage
+from faceguard.gui.photo_table import PhotoRow, PhotoTable
+from faceguard.gui.tasks import Runner, Task
 from faceguard.library.database import Person
 from faceguard.wording import plural
 
-THUMB = 64
 CAPTURE_FRAMES = 6
 CAPTURE_INTERVAL_MS = 350
 
@@ -60,31 +46,6 @@ LOOKALIKE_CHOICES = (
     ("Replace the person it matches with this one", LookAlike.REPLACE),
     ("Enrol it anyway (give a reason)", LookAlike.FORCE),
 )
-
-
-def thumbnail(crop: np.ndarray | None) -> QIcon:
-    """An icon of an aligned face crop (empty icon without one)."""
-    if crop is None:
-        return QIcon()
-    return QIcon(QPixmap.fromImage(to_qimage(crop)))
-
-
-def describe_check(check: PhotoCheck) -> str:
-    """One line for a checked photo."""
-    if not check.ok:
-        return f"✗ {check.reason}"
-    assert check.observation is not None
-    quality = check.observation.quality
-    return f"✓ ready (face {quality.size_px:.0f} px, quality {quality.score:.2f})"
-
-
-@dataclass
-class PhotoRow:
-    """One photo in the dialog's list."""
-
-    source: str
-    check: PhotoCheck | None = None
-    result: PhotoResult | None = None
 
 
 class EnrolDialog(QDialog):
@@ -167,17 +128,7 @@ class EnrolDialog(QDialog):
         actions.addStretch(1)
         actions.addWidget(self.clear_button)
 
-        self.table = QTableWidget(0, 2)
-        self.table.setHorizontalHeaderLabels(["Photo", "Result"])
-        self.table.setIconSize(QSize(THUMB, THUMB))
-        self.table.verticalHeader().setDefaultSectionSize(THUMB + 8)
-        self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.setColumnWidth(0, 300)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.table.setAlternatingRowColors(True)
+        self.table = PhotoTable()
 
         self.progress = QProgressBar()
         self.progress.setTextVisible(True)
@@ -231,7 +182,8 @@ class EnrolDialog(QDialog):
         for path in new:
             self._append(PhotoRow(str(path)))
         enroller = self.enroller
-        task = Task(lambda t: _check_files(enroller, new, t))
+        task = Task(lambda t: enroller.check_files(new, progress=t.report,
+                                                   cancelled=lambda: t.cancelled))
         self._run(task, lambda checks: self._checked(first, checks), f"Checking {len(new)} "
                   "photos…")
 
@@ -442,31 +394,7 @@ class EnrolDialog(QDialog):
         self._show_row(len(self.rows) - 1)
 
     def _show_row(self, index: int) -> None:
-        row = self.rows[index]
-        label = Path(row.source).name if not row.source.startswith("camera ") else row.source
-        photo = QTableWidgetItem(label)
-        photo.setToolTip(row.source)
-        if row.check is not None and row.check.observation is not None:
-            photo.setIcon(thumbnail(row.check.observation.crop))
-        if row.result is not None:
-            mark = "✓" if row.result.accepted else "–" if row.result.skipped else "✗"
-            text = f"{mark} enrolled" if row.result.accepted else f"{mark} {row.result.reason}"
-            if row.result.warning:
-                text += f"  ⚠ {row.result.warning}"
-        elif row.check is not None:
-            text = describe_check(row.check)
-        else:
-            text = "checking…"
-        result = QTableWidgetItem(text)
-        result.setToolTip(text)
-        if text.startswith("✗"):
-            result.setForeground(theme.FAULT)
-        elif "⚠" in text:
-            result.setForeground(theme.UNKNOWN)
-        elif text.startswith("✓"):
-            result.setForeground(theme.ACCENT)
-        self.table.setItem(index, 0, photo)
-        self.table.setItem(index, 1, result)
+        self.table.show_row(index, self.rows[index])
 
     def _update_buttons(self) -> None:
         self.enrol_button.setEnabled(self.busy == 0 and bool(self.ready_checks))
@@ -474,158 +402,8 @@ class EnrolDialog(QDialog):
 
     def result_texts(self) -> list[tuple[str, str]]:
         """(photo, result) as shown in the table (for tests and screen readers)."""
-        texts = []
-        for index in range(self.table.rowCount()):
-            photo, result = self.table.item(index, 0), self.table.item(index, 1)
-            texts.append((photo.text() if photo else "", result.text() if result else ""))
-        return texts
+        return self.table.texts()
 
     def closeEvent(self, event: object) -> None:
         self._capture_timer.stop()
-        super().closeEvent(event)  # type: ignore[arg-type]
-
-
-def _check_files(enroller: Enroller, paths: Sequence[Path], task: Task) -> list[PhotoCheck]:
-    checks = []
-    for index, path in enumerate(paths):
-        if task.cancelled:
-            break
-        checks.append(enroller.check_file(path))
-        task.report(index + 1, len(paths))
-    return checks
-
-
-# -- bulk import -------------------------------------------------------------------------------
-
-
-class ImportWorker(Worker):
-    """Enrols a folder of people (one subfolder each), reporting every photo."""
-
-    progress = Signal(int, int)
-    photo = Signal(str, str, bool, str)  # person, photo, accepted, reason or warning
-    done = Signal(object)  # ImportSummary
-
-    def __init__(self, enroller: Enroller, folder: Path) -> None:
-        super().__init__()
-        self.enroller = enroller
-        self.folder = folder
-
-    def work(self) -> None:
-        summary = self.enroller.import_folder(
-            self.folder, progress=self.progress.emit, on_result=self._result,
-            cancelled=lambda: self.cancelled)
-        if not self.cancelled:
-            self.done.emit(summary)
-
-    def _result(self, name: str, result: PhotoResult) -> None:
-        note = (result.warning or "") if result.accepted else (result.reason or "")
-        self.photo.emit(name, Path(result.source).name, result.accepted, note)
-
-
-class ImportDialog(QDialog):
-    """Bulk import: a folder with one subfolder of photos per person."""
-
-    imported = Signal()
-
-    def __init__(self, ctx: AppContext, runner: Runner, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Import a folder of people")
-        self.resize(760, 560)
-        self.ctx = ctx
-        self.runner = runner
-        self.worker: ImportWorker | None = None
-        intro = QLabel("Choose a folder that holds one subfolder per person, named after them, "
-                       "with their photos inside.")
-        intro.setWordWrap(True)
-        self.choose_button = QPushButton("Choose folder…")
-        self.choose_button.setProperty("accent", True)
-        self.choose_button.clicked.connect(self.choose_folder)
-        self.consent_required = ctx.consent_required()
-        self.consent_by = QLineEdit()
-        self.consent_by.setPlaceholderText(
-            "Who collected these people's consent (recorded for each new person)"
-            + (": required here" if self.consent_required else ""))
-        self.progress = QProgressBar()
-        self.table = QTableWidget(0, 3)
-        self.table.setHorizontalHeaderLabels(["Person", "Photo", "Result"])
-        self.table.horizontalHeader().setStretchLastSection(True)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setAlternatingRowColors(True)
-        self.status = QLabel(" ")
-        footer = theme.dialog_footer(self, self.status)
-        layout = QVBoxLayout(self)
-        layout.addWidget(intro)
-        layout.addWidget(self.consent_by)
-        layout.addWidget(self.choose_button, 0, Qt.AlignmentFlag.AlignLeft)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.table, 1)
-        layout.addLayout(footer)
-
-    def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of people")
-        if folder:
-            self.import_folder(Path(folder))
-
-    def import_folder(self, folder: Path) -> None:
-        """Start importing (in a worker)."""
-        try:
-            person_folders(folder)
-        except FaceGuardError as error:
-            self.status.setText(f"{error}.")
-            return
-        who = self.consent_by.text().strip() or None
-        if who is None and self.consent_required:
-            self.status.setText("This site requires consent before enrolment: say who "
-                                "collected these people's consent first.")
-            self.consent_by.setFocus()
-            return
-        try:
-            consent = self.ctx.consent_for(who)
-        except FaceGuardError as error:
-            self.status.setText(f"{error}.")
-            return
-        enroller = self.ctx.enroller(actor=self.ctx.actor, consent=consent)
-        worker = ImportWorker(enroller, folder)
-        worker.progress.connect(self._progress)
-        worker.photo.connect(self._photo)
-        worker.done.connect(self._done)
-        worker.failed.connect(self.status.setText)
-        worker.finished.connect(self._finished)
-        self.table.setRowCount(0)
-        self.choose_button.setEnabled(False)
-        self.status.setText(f"Importing {folder.name}…")
-        self.worker = worker
-        self.runner.start(worker)
-
-    def _progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, total)
-        self.progress.setValue(done)
-
-    def _finished(self) -> None:
-        self.choose_button.setEnabled(True)
-
-    def _photo(self, person: str, photo: str, accepted: bool, note: str) -> None:
-        row = self.table.rowCount()
-        self.table.insertRow(row)
-        text = ("✓ enrolled" + (f"  ⚠ {note}" if note else "")) if accepted else f"✗ {note}"
-        result = QTableWidgetItem(text)
-        result.setForeground(theme.ACCENT if accepted and not note else
-                             theme.UNKNOWN if accepted else theme.FAULT)
-        self.table.setItem(row, 0, QTableWidgetItem(person))
-        self.table.setItem(row, 1, QTableWidgetItem(photo))
-        self.table.setItem(row, 2, result)
-
-    def _done(self, summary: ImportSummary) -> None:
-        skipped = f", {summary.skipped} already enrolled" if summary.skipped else ""
-        refused = "".join(f" {name}: {why}." for name, why in summary.refused)
-        self.status.setText(
-            f"Imported {summary.people_enrolled} of {plural(summary.people, 'person', 'people')}"
-            f": {plural(summary.added, 'photo')} added, {len(summary.rejected)} rejected"
-            f"{skipped}.{refused}")
-        self.imported.emit()
-
-    def closeEvent(self, event: object) -> None:
-        if self.worker is not None:
-            self.worker.cancel()
         super().closeEvent(event)  # type: ignore[arg-type]

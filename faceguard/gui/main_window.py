@@ -37,8 +37,9 @@ from faceguard.gui import theme
 from faceguard.gui.admin import AdminGate, DialogOpener, audit
 from faceguard.gui.door_panel import DoorSettingsDialog, DoorStatusBridge, DoorStatusLabel
 from faceguard.gui.encryption_dialog import EncryptionDialog
-from faceguard.gui.enrol import EnrolDialog, ImportDialog
+from faceguard.gui.enrol import EnrolDialog
 from faceguard.gui.fleet_status import FleetStatusBridge, FleetStatusLabel, watch_fleet
+from faceguard.gui.import_dialog import ImportDialog
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.logs import LogsDialog
 from faceguard.gui.people import PeopleDialog

@@ -27,7 +27,8 @@ from PySide6.QtWidgets import (
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
-from faceguard.gui.enrol import EnrolDialog, FrameProvider, ImportDialog
+from faceguard.gui.enrol import EnrolDialog, FrameProvider
+from faceguard.gui.import_dialog import ImportDialog
 from faceguard.gui.tasks import Runner
 from faceguard.library.database import Person
 from faceguard.library.export import format_timestamp
