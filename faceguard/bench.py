@@ -39,7 +39,8 @@ from faceguard.kiosk.sources import DEMO_KNOWN_PHOTO, DemoSource
 from faceguard.kiosk.tracking import TrackingPolicy
 from faceguard.library.database import FaceLibrary
 from faceguard.library.half_scores import score_kernel
-from faceguard.library.matcher import DEFAULT_FUSION, Fusion, Matcher
+from faceguard.library.matcher import Matcher
+from faceguard.library.template_index import DEFAULT_FUSION, Fusion
 from faceguard.native_threads import native_threads
 from faceguard.paths import resources_dir
 from faceguard.settings import save_settings

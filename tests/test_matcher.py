@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from faceguard.library.database import FaceLibrary
-from faceguard.library.matcher import NO_MATCH_SIMILARITY, Matcher, MatchResult
+from faceguard.library.match_decision import NO_MATCH_SIMILARITY, MatchResult
+from faceguard.library.matcher import Matcher
 from faceguard.vision.image_io import encode_jpeg
 
 D = 16

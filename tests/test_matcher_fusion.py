@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceguard.library.matcher import Matcher, mean_templates
+from faceguard.library.matcher import Matcher
+from faceguard.library.template_index import mean_templates
 
 D = 32
 
@@ -140,3 +141,44 @@ def test_the_product_matcher_uses_the_rule_its_model_was_calibrated_with(
         assert ctx.operating_point.threshold == pytest.approx(float(str(entry["threshold"])))
     finally:
         ctx.close()
+
+
+def test_mean_rows_computed_in_chunks_match_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    from faceguard.library import template_index
+
+    rng = np.random.default_rng(8)
+    ids = np.sort(rng.integers(0, 50, 400))
+    rows = rng.normal(size=(400, D)).astype(np.float32)
+    whole = Matcher(0.3, 0.0, "max_mean")
+    whole.load(ids, rows)
+    monkeypatch.setattr(template_index, "_MEAN_CHUNK_ROWS", 7)  # smaller than some people
+    chunked = Matcher(0.3, 0.0, "max_mean")
+    chunked.load(ids, rows)
+    np.testing.assert_array_equal(chunked.index.rows, whole.index.rows)
+    assert chunked.index.rows.shape[0] == 400 + len(np.unique(ids))  # templates, then means
+
+
+def test_fused_search_after_removals_and_adds_agrees_with_brute_force() -> None:
+    rng = np.random.default_rng(13)
+    ids = rng.integers(0, 30, 150)
+    rows = rng.normal(size=(150, D))
+    matcher = Matcher(0.3, 0.0, "max_mean")
+    matcher.load(ids, rows)
+    for person in (3, 17, 29):
+        assert matcher.remove_person(person) == np.count_nonzero(ids == person)
+    keep = ~np.isin(ids, (3, 17, 29))
+    _assert_agrees(matcher, ids[keep], rows[keep], rng.normal(size=(10, D)))
+    extra = rng.normal(size=(5, D))
+    matcher.add(3, extra[:2])  # back, with new templates
+    matcher.add(40, extra[2:])  # someone new, after everyone
+    _assert_agrees(matcher, np.concatenate([ids[keep], [3, 3, 40, 40, 40]]),
+                   np.concatenate([rows[keep], extra]), rng.normal(size=(10, D)))
+
+
+def _assert_agrees(matcher: Matcher, ids: np.ndarray, rows: np.ndarray,
+                   queries: np.ndarray) -> None:
+    for query, result in zip(queries, matcher.search(queries), strict=True):
+        ranked = _reference(ids, rows, query, "max_mean")
+        assert result.best_person_id == ranked[0][0]
+        assert result.similarity == pytest.approx(ranked[0][1], abs=1e-5)
+        assert result.runner_up_similarity == pytest.approx(ranked[1][1], abs=1e-5)

@@ -28,8 +28,9 @@ from faceguard.library.backup import KioskLock, hold_kiosk_lock
 from faceguard.library.consent import clean_who, consent_required
 from faceguard.library.crypto import keyring_backend
 from faceguard.library.database import FaceLibrary, Person
-from faceguard.library.matcher import DEFAULT_FUSION, FUSION_RULES, Fusion, Matcher
+from faceguard.library.matcher import Matcher
 from faceguard.library.person_export import ExportSummary, export_person
+from faceguard.library.template_index import DEFAULT_FUSION, FUSION_RULES, Fusion
 from faceguard.paths import data_dir
 from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
 from faceguard.vision.engine import FaceEngine

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from faceguard.library.matcher import UNCALIBRATED_THRESHOLD
+from faceguard.library.match_decision import UNCALIBRATED_THRESHOLD
 from faceguard.settings import Settings
 from faceguard.vision.onnx_model import default_model_path, manifest_entry
 

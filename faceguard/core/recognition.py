@@ -8,7 +8,8 @@ from typing import Protocol
 import numpy as np
 
 from faceguard.library.database import FaceLibrary
-from faceguard.library.matcher import Matcher, MatchResult
+from faceguard.library.match_decision import MatchResult
+from faceguard.library.matcher import Matcher
 from faceguard.vision.engine import FaceEngine, FaceObservation
 from faceguard.vision.selection import Pick, why_not_used
 

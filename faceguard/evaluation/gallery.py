@@ -28,7 +28,8 @@ from faceguard.evaluation.lfw import (
     no_progress,
 )
 from faceguard.evaluation.open_set import RuleRow, gallery_rules_table
-from faceguard.library.matcher import DEFAULT_FUSION, Fusion, Matcher
+from faceguard.library.matcher import Matcher
+from faceguard.library.template_index import DEFAULT_FUSION, Fusion
 
 MIN_IMAGES = 4
 ENROL_PER_PERSON = 2
