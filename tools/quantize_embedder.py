@@ -122,7 +122,7 @@ def main() -> int:
 def compare(source: Path, quantised: Path, digest: str, tensors: np.ndarray) -> None:
     """One face through each model, timed in alternation (one thread), and how close the
     int8 vectors stay to the float32 ones on the calibration faces."""
-    from faceguard.bench import paired_best_ms, paired_median_ms
+    from faceguard.bench_timing import paired_best_ms, paired_median_ms
     from faceguard.vision.embedder import Embedder
 
     exact = Embedder(source)
