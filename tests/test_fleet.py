@@ -17,8 +17,11 @@ import pytest
 
 from faceguard.errors import LibraryError
 from faceguard.fleet.config import CREDENTIALS_FILE, FLEET_FILE, load_config, read_password
-from faceguard.fleet.engine import FleetStatus, SyncEngine, SyncLoop, fleet_status
+from faceguard.fleet.engine import SyncEngine
 from faceguard.fleet.server_schema import ServerError, connect, init_server, server_status
+from faceguard.fleet.status import FleetStatus, SyncReport, fleet_status
+from faceguard.fleet.sync_loop import SyncLoop
+from faceguard.fleet.upload import push_outbox
 from faceguard.library import rules
 from faceguard.library.database import FaceLibrary
 from faceguard.vision.image_io import encode_jpeg
@@ -408,7 +411,7 @@ def test_a_duplicate_upload_is_ignored_by_the_server(server: str, tmp_path: Path
     rows = local.outbox_batch(eng.library, 100)
     eng.sync_once()
     with eng._connection() as conn:  # the same batch again, as after a lost reply
-        eng._push_outbox(conn, rows, type(eng.sync_once())())
+        push_outbox(conn, eng.config.kiosk_id, rows, SyncReport())
         conn.commit()
     assert len(server_events(server)) == 1
 

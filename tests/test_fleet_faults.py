@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceguard.fleet.engine import fleet_status
 from faceguard.fleet.server_schema import connect, init_server
+from faceguard.fleet.status import fleet_status
 from faceguard.library.database import FaceLibrary
 from faceguard.vision.image_io import load_image
 from tests.conftest import REPO, demo_image, make_data_dir, run_cli

@@ -20,7 +20,9 @@ from faceguard.core.pin import hash_pin
 from faceguard.core.roles import Permission, may
 from faceguard.errors import LibraryError
 from faceguard.fleet.config import FleetConfig
-from faceguard.fleet.engine import FleetStatus, SyncEngine, SyncLoop, SyncReport
+from faceguard.fleet.engine import SyncEngine
+from faceguard.fleet.status import FleetStatus, SyncReport
+from faceguard.fleet.sync_loop import SyncLoop
 from faceguard.library import accounts, audit_chain, encryption
 from faceguard.library.accounts import Account
 from faceguard.library.audit_chain import ChainReport
@@ -314,7 +316,7 @@ class AppContext:
 
     def fleet_status(self) -> FleetStatus:
         """"synced", "offline since 10:42, 37 entries waiting", last sync (no network)."""
-        from faceguard.fleet.engine import FleetStatus, fleet_status
+        from faceguard.fleet.status import FleetStatus, fleet_status
 
         if not (self.data_dir / "fleet.json").is_file():
             return FleetStatus(joined=False)
@@ -374,7 +376,7 @@ class AppContext:
                    ) -> SyncLoop | None:
         """The background sync of a joined kiosk (None when it has not joined), stopped by
         :meth:`close`; never blocks the caller."""
-        from faceguard.fleet.engine import SyncLoop
+        from faceguard.fleet.sync_loop import SyncLoop
 
         if not (self.data_dir / "fleet.json").is_file():
             return None

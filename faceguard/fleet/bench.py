@@ -36,8 +36,9 @@ import numpy as np
 
 from faceguard.fleet import local
 from faceguard.fleet.config import join, read_password
-from faceguard.fleet.engine import SyncEngine, SyncLoop
+from faceguard.fleet.engine import SyncEngine
 from faceguard.fleet.server_schema import connect, init_server
+from faceguard.fleet.sync_loop import SyncLoop
 from faceguard.library.database import FaceLibrary
 from faceguard.vision.image_io import encode_jpeg
 

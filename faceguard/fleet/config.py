@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from faceguard.fleet.server_migrations import KIOSK_GROUP
 from faceguard.fleet.server_schema import (
-    KIOSK_GROUP,
     ServerError,
     check_schema,
     connect,

@@ -1,7 +1,7 @@
 """The fleet sync in the window: "Sync: synced, last sync 10:42" / "Sync: offline since 10:42,
 37 entries waiting" in the status bar.
 
-The sync itself runs on the core's own thread (:class:`faceguard.fleet.engine.SyncLoop`,
+The sync itself runs on the core's own thread (:class:`faceguard.fleet.sync_loop.SyncLoop`,
 started by :meth:`AppContext.start_sync`); it never runs on the GUI thread. Its status after
 each round reaches the window only through :attr:`FleetStatusBridge.changed`, a Qt signal,
 so it arrives queued in the GUI thread.
@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
-from faceguard.fleet.engine import FleetStatus
+from faceguard.fleet.status import FleetStatus
 from faceguard.gui import theme
 
 ROLE = {"synced": "ok", "syncing": "hint", "offline": "error"}

@@ -189,11 +189,16 @@ def remove_windows(library: FaceLibrary, group: str, day: int | None = None,
     return int(count)
 
 
+def write_holiday(conn: sqlite3.Connection, day: str, name: str) -> None:
+    """Add or rename the holiday on ``day`` (ISO date) inside the caller's transaction."""
+    conn.execute("INSERT INTO access_holidays (day, name) VALUES (?, ?) ON CONFLICT (day) "
+                 "DO UPDATE SET name = excluded.name", (day, name))
+
+
 def set_holiday(library: FaceLibrary, day: date, name: str = "", *, actor: str) -> None:
     """Mark a local date as a holiday (its groups' holiday windows apply)."""
     with library.upkeep("adding a holiday") as conn:
-        conn.execute("INSERT INTO access_holidays (day, name) VALUES (?, ?) ON CONFLICT (day) "
-                     "DO UPDATE SET name = excluded.name", (day.isoformat(), name))
+        write_holiday(conn, day.isoformat(), name)
         library.audit(actor, "holiday_set", {"date": day.isoformat(), "name": name})
 
 
@@ -207,6 +212,20 @@ def remove_holiday(library: FaceLibrary, day: date, *, actor: str) -> bool:
     return bool(changed)
 
 
+def write_validity(conn: sqlite3.Connection, person_id: int, valid_from: str | None,
+                   valid_until: str | None, disabled: bool) -> None:
+    """Store a person's pass (UTC ISO 8601 bounds) inside the caller's transaction; no bounds
+    and not disabled removes it."""
+    if valid_from is None and valid_until is None and not disabled:
+        conn.execute("DELETE FROM access_validity WHERE person_id = ?", (person_id,))
+        return
+    conn.execute(
+        "INSERT INTO access_validity (person_id, valid_from, valid_until, disabled) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET valid_from = "
+        "excluded.valid_from, valid_until = excluded.valid_until, disabled = "
+        "excluded.disabled", (person_id, valid_from, valid_until, int(disabled)))
+
+
 def set_validity(library: FaceLibrary, person_id: int, valid_from: datetime | None,
                  valid_until: datetime | None, disabled: bool = False, *, actor: str) -> None:
     """A person's pass: from (inclusive), until (exclusive), disabled. All None/False clears."""
@@ -216,16 +235,8 @@ def set_validity(library: FaceLibrary, person_id: int, valid_from: datetime | No
         row = conn.execute("SELECT name FROM people WHERE id = ?", (person_id,)).fetchone()
         if row is None:
             raise LibraryError(f"there is no person with id {person_id}")
-        if valid_from is None and valid_until is None and not disabled:
-            conn.execute("DELETE FROM access_validity WHERE person_id = ?", (person_id,))
-        else:
-            conn.execute(
-                "INSERT INTO access_validity (person_id, valid_from, valid_until, disabled) "
-                "VALUES (?, ?, ?, ?) ON CONFLICT (person_id) DO UPDATE SET valid_from = "
-                "excluded.valid_from, valid_until = excluded.valid_until, disabled = "
-                "excluded.disabled",
-                (person_id, valid_from and _stamp(valid_from),
-                 valid_until and _stamp(valid_until), int(disabled)))
+        write_validity(conn, person_id, None if valid_from is None else _stamp(valid_from),
+                       None if valid_until is None else _stamp(valid_until), disabled)
         library.audit(actor, "pass_changed", {
             "person": str(row[0]), "person_id": person_id,
             "valid_from": valid_from and valid_from.isoformat(),
