@@ -39,3 +39,17 @@ def test_sections_are_checked(data_dir: Path, capsys: pytest.CaptureFixture[str]
     assert memory["templates"] == 100_000 and memory["templates_mb"] > memory["models_mb"]
     assert 45 < memory["matcher_mb"] < 80  # float16 rows and residuals: ~50 MiB per 100k
     assert set(SECTIONS) >= {"frame", "tracking", "cold_start"}
+
+
+def test_match_rows_name_what_is_compared() -> None:
+    from types import SimpleNamespace
+
+    from faceguard.bench_search import match_stages
+
+    [row] = match_stages(SimpleNamespace(fusion="max_mean"), repeats=2, sizes=(4_000,))
+    assert row["fusion"] == "max_mean" and row["stage"] == "match 1:N, 4,000 templates"
+    assert row["scanned_rows"] == 4_000 + 1_000  # templates, then one mean row a person
+    assert row["threads"]["search_onnxruntime"] == 1 and row["threads"]["matvec_blas"] >= 1
+    assert row["ms"] > 0 and row["matvec_ms"] > 0 and row["scan_share"] > 0
+    assert 50 < row["mb_per_100k_templates"] < 70  # rows, residuals, means and ids
+    assert "matrix @ query" in row["note"]
