@@ -46,11 +46,12 @@ class _ScoreKernel(OnnxModel):
         (D, Q), a block of rows per call, written in place (no copy of the scores)."""
         binding = self.session.io_binding()
         binding.bind_cpu_input("queries", transposed)
+        address, row_bytes = out.ctypes.data, out.strides[0]
         for lo in range(0, matrix.shape[0], BLOCK_ROWS):
             block = matrix[lo:lo + BLOCK_ROWS]
             binding.bind_cpu_input("templates", block)
             binding.bind_output("scores", "cpu", 0, np.float32, [len(block), out.shape[1]],
-                                out[lo:].ctypes.data)
+                                address + lo * row_bytes)
             self.session.run_with_iobinding(binding)
 
 
