@@ -20,6 +20,7 @@ from typing import Any
 
 from faceguard.errors import LibraryError
 from faceguard.library.database import FaceLibrary, name_key, utc_now
+from faceguard.library.records import normalised_label
 
 ROLES = ("administrator", "manager", "viewer")
 FIRST_ACCOUNT = "admin"
@@ -63,13 +64,7 @@ def _stamp(moment: datetime) -> str:
 
 def clean_account_name(name: str) -> str:
     """The account name as stored (LibraryError when it is empty, too long or hidden)."""
-    if not isinstance(name, str):
-        raise LibraryError("An account name must be text.")
-    cleaned = unicodedata.normalize("NFC", " ".join(name.split()))
-    if not cleaned:
-        raise LibraryError("An account name must not be empty.")
-    if len(cleaned) > MAX_ACCOUNT_NAME:
-        raise LibraryError(f"An account name must be at most {MAX_ACCOUNT_NAME} characters.")
+    cleaned = normalised_label(name, "An account name", MAX_ACCOUNT_NAME)
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in cleaned):
         raise LibraryError("An account name must not contain control or invisible characters.")
     return cleaned

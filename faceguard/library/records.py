@@ -120,14 +120,21 @@ def name_key(name: str) -> str:
     return unicodedata.normalize("NFC", " ".join(name.split())).casefold()
 
 
-def clean_name(name: str) -> str:
-    if not isinstance(name, str):
-        raise LibraryError("A person's name must be text.")
-    cleaned = unicodedata.normalize("NFC", " ".join(name.split()))
+def normalised_label(value: object, what: str, limit: int) -> str:
+    """``value`` in Unicode NFC with its spaces collapsed; LibraryError (starting with
+    ``what``) when it is not text, is empty or is longer than ``limit``."""
+    if not isinstance(value, str):
+        raise LibraryError(f"{what} must be text.")
+    cleaned = unicodedata.normalize("NFC", " ".join(value.split()))
     if not cleaned:
-        raise LibraryError("A person's name must not be empty.")
-    if len(cleaned) > MAX_NAME_LEN:
-        raise LibraryError(f"A person's name must be at most {MAX_NAME_LEN} characters.")
+        raise LibraryError(f"{what} must not be empty.")
+    if len(cleaned) > limit:
+        raise LibraryError(f"{what} must be at most {limit} characters.")
+    return cleaned
+
+
+def clean_name(name: str) -> str:
+    cleaned = normalised_label(name, "A person's name", MAX_NAME_LEN)
     if any(unicodedata.category(ch) == "Cc" for ch in cleaned):
         raise LibraryError("A person's name must not contain control characters.")
     refuse_hidden(cleaned, "A person's name")

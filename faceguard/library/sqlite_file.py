@@ -6,6 +6,7 @@ read-only, disk full)."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 from datetime import UTC, datetime
@@ -14,6 +15,8 @@ from pathlib import Path
 from faceguard.errors import LibraryError
 from faceguard.library.records import utc_now
 from faceguard.paths import make_private_dir, make_private_file
+
+log = logging.getLogger("faceguard.library.database")
 
 READ_ONLY_MESSAGE = "The face library database is read-only; nothing was changed."
 BACKUPS_FOLDER = "backups"
@@ -102,3 +105,42 @@ def translate_error(exc: sqlite3.Error, action: str, write: bool, busy_s: float)
     if isinstance(exc, sqlite3.IntegrityError):
         return LibraryError(f"The face library refused the change ({text}).{tail}")
     return LibraryError(f"Face library error while {action}: {text}.{tail}")
+
+
+def connect_library_file(path: str | os.PathLike[str], read_only: bool, busy_timeout_s: float
+                         ) -> tuple[sqlite3.Connection, Path, bool, str]:
+    """Check the library file and its folder and connect to it: the connection, the absolute
+    file, whether it is opened read-only (forced for a file this process may not write) and
+    the open mode (``rw``, ``ro``, ``immutable``). LibraryError with the reason otherwise."""
+    file = Path(path).expanduser().absolute()
+    folder = file.parent
+    if not folder.is_dir():
+        raise LibraryError(
+            f"Cannot open the face library {file}: the folder {folder} does not exist."
+        )
+    if file.is_dir():
+        raise LibraryError(f"Cannot open the face library {file}: it is a folder, not a file.")
+    exists = file.exists()
+    if not exists and read_only:
+        raise LibraryError(f"Cannot open the face library {file}: the file does not exist.")
+    if not exists and not os.access(folder, os.W_OK):
+        raise LibraryError(
+            f"Cannot create the face library {file}: the folder {folder} is read-only."
+        )
+    if exists and not os.access(file, os.R_OK):
+        raise LibraryError(f"Cannot open the face library {file}: permission denied.")
+    if (
+        exists
+        and not read_only
+        and not (os.access(file, os.W_OK) and os.access(folder, os.W_OK))
+    ):
+        log.warning("Face library %s is not writable; opening it read-only.", file)
+        read_only = True
+    mode = open_mode_for(file, read_only)
+    uri = file.as_uri() + {"rw": "?mode=rwc", "ro": "?mode=ro",
+                           "immutable": "?mode=ro&immutable=1"}[mode]
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise LibraryError(f"Cannot open the face library {file}: {exc}.") from exc
+    return conn, file, read_only, mode

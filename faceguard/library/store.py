@@ -23,16 +23,17 @@ from sqlite_utils import Database
 
 from faceguard.errors import LibraryError
 from faceguard.library import audit_chain
-from faceguard.library.crypto import KEY_RECORD, PASSPHRASE_ENV, BlobCipher
+from faceguard.library.blob_sealing import BlobSealing
+from faceguard.library.crypto import BlobCipher
 from faceguard.library.records import sql_name_key
 from faceguard.library.schema import MIGRATION_NAMES, MIGRATIONS, SCHEMA_VERSION
 from faceguard.library.sqlite_file import (
     READ_ONLY_MESSAGE,
     backup_name,
     backups_dir,
+    connect_library_file,
     copy_database,
     is_corrupt,
-    open_mode_for,
     recovery_steps,
     translate_error,
 )
@@ -42,7 +43,7 @@ log = logging.getLogger("faceguard.library.database")
 DEFAULT_BUSY_TIMEOUT_S = 5.0
 
 
-class LibraryStore:
+class LibraryStore(BlobSealing):
     """The connection to one face library database. Use :meth:`open` or :meth:`in_memory`.
 
     Methods are safe to call from several threads (one lock serialises them).
@@ -85,37 +86,7 @@ class LibraryStore:
         not (or no longer) a FaceGuard database, a newer schema, or a lock held longer than
         ``busy_timeout_s``. Opening never modifies a file it rejects.
         """
-        file = Path(path).expanduser().absolute()
-        folder = file.parent
-        if not folder.is_dir():
-            raise LibraryError(
-                f"Cannot open the face library {file}: the folder {folder} does not exist."
-            )
-        if file.is_dir():
-            raise LibraryError(f"Cannot open the face library {file}: it is a folder, not a file.")
-        exists = file.exists()
-        if not exists and read_only:
-            raise LibraryError(f"Cannot open the face library {file}: the file does not exist.")
-        if not exists and not os.access(folder, os.W_OK):
-            raise LibraryError(
-                f"Cannot create the face library {file}: the folder {folder} is read-only."
-            )
-        if exists and not os.access(file, os.R_OK):
-            raise LibraryError(f"Cannot open the face library {file}: permission denied.")
-        if (
-            exists
-            and not read_only
-            and not (os.access(file, os.W_OK) and os.access(folder, os.W_OK))
-        ):
-            log.warning("Face library %s is not writable; opening it read-only.", file)
-            read_only = True
-        mode = open_mode_for(file, read_only)
-        uri = file.as_uri() + {"rw": "?mode=rwc", "ro": "?mode=ro",
-                               "immutable": "?mode=ro&immutable=1"}[mode]
-        try:
-            conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise LibraryError(f"Cannot open the face library {file}: {exc}.") from exc
+        conn, file, read_only, mode = connect_library_file(path, read_only, busy_timeout_s)
         try:
             library = cls(conn, path=file, read_only=read_only, busy_timeout_s=busy_timeout_s)
         except BaseException:
@@ -326,45 +297,50 @@ class LibraryStore:
         self.close()
 
     @contextlib.contextmanager
-    def _read(self, action: str) -> Iterator[None]:
-        with self._lock:
-            try:
-                yield
-            except sqlite3.Error as exc:
-                if is_corrupt(exc):
-                    self._mark_damaged([str(exc)])
-                raise translate_error(exc, action, False, self._busy_timeout_s) from exc
+    def _sqlite_errors(self, action: str, write: bool) -> Iterator[None]:
+        """SQLite errors as LibraryError naming ``action``; a corrupt file marks the library
+        damaged."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            if is_corrupt(exc):
+                self._mark_damaged([str(exc)])
+            raise translate_error(exc, action, write, self._busy_timeout_s) from exc
 
-    @contextlib.contextmanager
-    def _write(self, action: str) -> Iterator[None]:
-        """Run the block in one transaction; roll back and raise LibraryError on failure."""
+    def _check_writable(self, action: str) -> None:
+        """LibraryError when the library refuses writes (read-only or damaged)."""
         if self._read_only:
             raise LibraryError(READ_ONLY_MESSAGE)
         if self._damage:
             raise LibraryError(f"Not {action}: {self._damage}")
-        with self._lock:
-            try:
-                if self._conn.in_transaction:  # nested: a savepoint inside the open transaction
-                    with self._db.atomic():
-                        yield
-                    return
-                # Take the write lock up front (waiting up to the busy timeout), so a write that
-                # reads first cannot fail half-way because another process wrote meanwhile.
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
+
+    @contextlib.contextmanager
+    def _read(self, action: str) -> Iterator[None]:
+        with self._lock, self._sqlite_errors(action, write=False):
+            yield
+
+    @contextlib.contextmanager
+    def _write(self, action: str) -> Iterator[None]:
+        """Run the block in one transaction; roll back and raise LibraryError on failure."""
+        self._check_writable(action)
+        with self._lock, self._sqlite_errors(action, write=True):
+            if self._conn.in_transaction:  # nested: a savepoint inside the open transaction
+                with self._db.atomic():
                     yield
-                except BaseException:
-                    self._db.rollback()
-                    raise
-                try:
-                    self._conn.execute("COMMIT")
-                except BaseException:
-                    self._db.rollback()
-                    raise
-            except sqlite3.Error as exc:
-                if is_corrupt(exc):
-                    self._mark_damaged([str(exc)])
-                raise translate_error(exc, action, True, self._busy_timeout_s) from exc
+                return
+            # Take the write lock up front (waiting up to the busy timeout), so a write that
+            # reads first cannot fail half-way because another process wrote meanwhile.
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.rollback()
+                raise
+            try:
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._db.rollback()
+                raise
 
     @contextlib.contextmanager
     def transaction(self, action: str) -> Iterator[None]:
@@ -384,19 +360,12 @@ class LibraryStore:
             with self._write(action):
                 yield self._conn
             return
-        if self._read_only:
-            raise LibraryError(READ_ONLY_MESSAGE)
-        if self._damage:
-            raise LibraryError(f"Not {action}: {self._damage}")
+        self._check_writable(action)
         with self._lock:
             if self._conn.in_transaction:
                 raise LibraryError(f"Not {action}: a transaction is still open.")
-            try:
+            with self._sqlite_errors(action, write=True):
                 yield self._conn
-            except sqlite3.Error as exc:
-                if is_corrupt(exc):
-                    self._mark_damaged([str(exc)])
-                raise translate_error(exc, action, True, self._busy_timeout_s) from exc
 
     @contextlib.contextmanager
     def reading(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -405,57 +374,6 @@ class LibraryStore:
         LibraryError naming ``action``. Works on a read-only library."""
         with self._read(action):
             yield self._conn
-
-    # -- encryption at rest (faceguard.library.crypto) -----------------------------------------
-
-    def set_cipher(self, cipher: BlobCipher | None) -> None:
-        """Give the library the data key's cipher (:func:`faceguard.library.encryption.unlock`):
-        sealed face blobs open on reading, new ones are sealed on writing."""
-        with self._lock:
-            self._cipher = cipher
-
-    @property
-    def unlocked(self) -> bool:
-        """True when the library holds its data key's cipher."""
-        return self._cipher is not None
-
-    def encrypted(self) -> bool:
-        """True once encryption was turned on (new face blobs are then always sealed)."""
-        try:
-            row = self._conn.execute("SELECT 1 FROM library_meta WHERE key = ?",
-                                     (KEY_RECORD,)).fetchone()
-        except sqlite3.OperationalError:  # a library from before migration 011
-            return False
-        return row is not None
-
-    def _locked_message(self) -> str:
-        return ("the face data of this library is encrypted: give its passphrase with "
-                f"--passphrase-file FILE or ${PASSPHRASE_ENV} (or use the keyring it was "
-                "encrypted with)")
-
-    def _next_id(self, table: str) -> int:
-        """The id the next row of ``table`` gets (inside the write transaction), so that a
-        sealed blob can be bound to it before the row is written."""
-        return int(self._conn.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table}")
-                   .fetchone()[0])
-
-    def _seal(self, table: str, column: str, row_id: int, plain: bytes | None
-              ) -> tuple[bytes | None, bytes | None]:
-        """``(blob, seal)`` to store: sealed when encryption is on, else ``(plain, None)``."""
-        if plain is None or not self.encrypted():
-            return plain, None
-        if self._cipher is None:
-            raise LibraryError(f"Nothing was stored: {self._locked_message()}.")
-        return self._cipher.seal(table, column, row_id, plain)
-
-    def _unseal(self, table: str, column: str, row_id: int, blob: bytes | None,
-                seal: bytes | None) -> bytes | None:
-        """The plaintext of a stored blob (sealed or not)."""
-        if blob is None or seal is None:
-            return None if blob is None else bytes(blob)
-        if self._cipher is None:
-            raise LibraryError(f"Cannot read the face data: {self._locked_message()}.")
-        return self._cipher.open(table, column, row_id, bytes(blob), bytes(seal))
 
     def _insert(self, sql: str, params: Sequence[Any]) -> int:
         cursor = self._db.execute(sql, params)

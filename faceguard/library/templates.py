@@ -115,26 +115,25 @@ class TemplateStore(PeopleStore):
             rows = self._conn.execute(f"{self._TEMPLATE_SQL}{where} ORDER BY id", params)
             return [self._template(r) for r in rows.fetchall()]
 
-    def get_template_crop(self, template_id: int) -> bytes:
-        """The stored JPEG crop of a template."""
-        with self._read("reading a face crop"):
+    def _template_blob(self, template_id: int, column: str, seal: str, action: str) -> bytes:
+        """One face blob of a template, opened (``column`` and its ``seal`` column)."""
+        with self._read(action):
             row = self._conn.execute(
-                "SELECT crop_jpeg, crop_seal FROM templates WHERE id = ?", (template_id,)
+                f"SELECT {column}, {seal} FROM templates WHERE id = ?", (template_id,)
             ).fetchone()
             if row is None:
                 raise LibraryError(f"There is no face template with id {template_id}.")
-            return self._unseal("templates", "crop_jpeg", template_id, row[0], row[1]) or b""
+            return self._unseal("templates", column, template_id, row[0], row[1]) or b""
+
+    def get_template_crop(self, template_id: int) -> bytes:
+        """The stored JPEG crop of a template."""
+        return self._template_blob(template_id, "crop_jpeg", "crop_seal", "reading a face crop")
 
     def get_template_vector(self, template_id: int) -> np.ndarray:
         """The stored (L2-normalised) float32 vector of a template."""
-        with self._read("reading a face template"):
-            row = self._conn.execute(
-                "SELECT embedding, embedding_seal FROM templates WHERE id = ?", (template_id,)
-            ).fetchone()
-            if row is None:
-                raise LibraryError(f"There is no face template with id {template_id}.")
-            blob = self._unseal("templates", "embedding", template_id, row[0], row[1])
-        return np.frombuffer(blob or b"", dtype="<f4").astype(np.float32)
+        blob = self._template_blob(template_id, "embedding", "embedding_seal",
+                                   "reading a face template")
+        return np.frombuffer(blob, dtype="<f4").astype(np.float32)
 
     def remove_template(self, template_id: int, *, actor: str | None = None) -> None:
         """Delete one template."""
