@@ -15,19 +15,18 @@ Exit code 0 when every check passed, 1 otherwise (each failure is printed).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+
+from kill9_common import KillCounts, faceguard, finish
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "resources" / "demo"
@@ -36,21 +35,12 @@ CONSENT = "kill -9 test"  # a new library requires a consent record before enrol
 
 
 @dataclass
-class Report:
+class Report(KillCounts):
     """What the run did and found."""
 
-    tries: int = 0
-    by_operation: Counter[str] = field(default_factory=Counter)
-    killed_while_running: int = 0
-    finished_before_kill: int = 0
-    failures: list[str] = field(default_factory=list)
     people: int = 0
     templates: int = 0
     events: int = 0
-
-
-def faceguard(data_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "faceguard.launcher", "--data-dir", str(data_dir), *args]
 
 
 def make_import_folder(root: Path, index: int) -> Path:
@@ -146,20 +136,9 @@ def run(tries: int, seed: int, max_delay_s: float, keep: Path | None) -> Report:
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                        cwd=REPO, env=env)
             time.sleep(random.uniform(0.05, max_delay_s))
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                report.killed_while_running += 1
-            else:
-                report.finished_before_kill += 1
-            process.wait(timeout=60)
-            report.tries += 1
-            report.by_operation[operation] += 1
-            for problem in check_library(library_file, before):
-                report.failures.append(f"try {index} ({operation}): {problem}")
-                print(report.failures[-1], file=sys.stderr, flush=True)
-            if (index + 1) % 10 == 0:
-                print(f"{index + 1}/{tries} tries, {len(report.failures)} failures",
-                      file=sys.stderr, flush=True)
+            report.kill(process, operation)
+            report.found(index, operation, check_library(library_file, before))
+            report.progress(index, tries)
         final = snapshot(library_file)
         report.people, report.templates = len(final), sum(final.values())
         with sqlite3.connect(library_file) as conn:
@@ -185,15 +164,12 @@ def main(argv: list[str] | None = None) -> int:
                "finished_before_kill": report.finished_before_kill,
                "failures": report.failures, "people": report.people,
                "templates": report.templates, "events": report.events}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{report.tries} tries ({dict(report.by_operation)}): "
-              f"{report.killed_while_running} killed while running, "
-              f"{report.finished_before_kill} finished first; library now "
-              f"{report.people} people, {report.templates} templates, {report.events} events; "
-              f"{len(report.failures)} failures")
-    return 0 if not report.failures else 1
+    return finish(report, summary, args.json,
+                  f"{report.tries} tries ({dict(report.by_operation)}): "
+                  f"{report.killed_while_running} killed while running, "
+                  f"{report.finished_before_kill} finished first; library now "
+                  f"{report.people} people, {report.templates} templates, {report.events} "
+                  f"events; {len(report.failures)} failures")
 
 
 if __name__ == "__main__":

@@ -27,11 +27,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import random
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +39,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from kill9_common import KillCounts, faceguard, finish
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -53,20 +53,11 @@ OLD_DAYS = 200  # the old events are this old; the retention keeps 90 days
 
 
 @dataclass
-class Report:
+class Report(KillCounts):
     """What the run did and found."""
 
-    tries: int = 0
-    by_operation: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)  # "purge: done", "erase: none"...
-    killed_while_running: int = 0
-    finished_before_kill: int = 0
-    failures: list[str] = field(default_factory=list)
     started_work: int = 0  # tries timed from the first write whose process had begun writing
-
-
-def faceguard(data_dir: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "faceguard.launcher", "--data-dir", str(data_dir), *args]
 
 
 def _jpeg_like(rng: random.Random, size: int) -> bytes:
@@ -250,23 +241,12 @@ def run(tries: int, seed: int, max_delay_s: float, people: int = 40,
                 if wait_for_work(data_dir, process):
                     report.started_work += 1
                 time.sleep(random.uniform(0.0, max_delay_s))
-            if process.poll() is None:
-                process.send_signal(signal.SIGKILL)
-                report.killed_while_running += 1
-            else:
-                report.finished_before_kill += 1
-            process.wait(timeout=60)
-            report.tries += 1
-            report.by_operation[operation] += 1
+            report.kill(process, operation)
             problems, outcome = check(data_dir, operation, digests, old_before)
             report.outcomes[f"{operation}: {outcome}"] += 1
-            for problem in problems:
-                report.failures.append(f"try {index} ({operation}): {problem}")
-                print(report.failures[-1], file=sys.stderr, flush=True)
+            report.found(index, operation, problems)
             shutil.rmtree(data_dir, ignore_errors=True)
-            if (index + 1) % 10 == 0:
-                print(f"{index + 1}/{tries} tries, {len(report.failures)} failures",
-                      file=sys.stderr, flush=True)
+            report.progress(index, tries)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return report
@@ -289,15 +269,12 @@ def main(argv: list[str] | None = None) -> int:
                "killed_while_running": report.killed_while_running,
                "finished_before_kill": report.finished_before_kill,
                "failures": report.failures}
-    if args.json:
-        print(json.dumps(summary))
-    else:
-        print(f"{report.tries} tries ({dict(report.by_operation)}): "
-              f"{report.killed_while_running} killed while running, "
-              f"{report.finished_before_kill} finished first ({report.started_work} had "
-              f"begun writing); outcomes "
-              f"{dict(report.outcomes)}; {len(report.failures)} failures")
-    return 0 if not report.failures else 1
+    return finish(report, summary, args.json,
+                  f"{report.tries} tries ({dict(report.by_operation)}): "
+                  f"{report.killed_while_running} killed while running, "
+                  f"{report.finished_before_kill} finished first ({report.started_work} had "
+                  f"begun writing); outcomes "
+                  f"{dict(report.outcomes)}; {len(report.failures)} failures")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,8 @@ from faceguard.evaluation.roc_plot import (
     RIGHT,
     TOP,
     WIDTH,
-    PlotError,
     _text,
-    check_target,
+    write_png,
 )
 
 Score = float | None
@@ -159,12 +158,4 @@ def render_det(curves: Sequence[tuple[str, DetCurve]], title: str = "DET",
 def draw_det(path: str | Path, curves: Sequence[tuple[str, DetCurve]], title: str = "DET",
              points: Sequence[PadRates] = ()) -> Path:
     """Render the DET curves and write them to a .png file; PlotError when that fails."""
-    target = check_target(path)
-    ok, encoded = cv2.imencode(".png", render_det(curves, title, points))
-    if not ok:
-        raise PlotError(f"{target}: PNG encoding failed")
-    try:
-        target.write_bytes(encoded.tobytes())
-    except OSError as error:
-        raise PlotError(f"cannot write {target}: {error.strerror or error}") from error
-    return target
+    return write_png(path, render_det(curves, title, points))

@@ -161,8 +161,13 @@ def check_target(path: str | Path) -> Path:
 def draw_roc(path: str | Path, series: Sequence[RocSeries], title: str = "ROC",
              mark_fars: Sequence[float] = (1e-3, 1e-4)) -> Path:
     """Render the curves and write them to a .png file; PlotError when that fails."""
+    return write_png(path, render_roc(series, title, mark_fars))
+
+
+def write_png(path: str | Path, image: np.ndarray) -> Path:
+    """Write a rendered plot to the .png file ``path``; PlotError when that fails."""
     target = check_target(path)
-    ok, encoded = cv2.imencode(".png", render_roc(series, title, mark_fars))
+    ok, encoded = cv2.imencode(".png", image)
     if not ok:
         raise PlotError(f"{target}: PNG encoding failed")
     try:
