@@ -25,11 +25,9 @@ from faceguard.errors import FaceGuardError
 from faceguard.wording import one_line
 
 from faceguard.console import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, CommandError
-from faceguard.console import Progress  # faceguard.evaluation.cli takes it from here
 from faceguard.console import print_error as _err
 
-__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "CommandError", "Progress",
-           "main"]
+__all__ = ["EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "CommandError", "main"]
 
 # Each module adds its commands with ``register(commands)``; ``bench`` and ``soak`` come
 # between the two groups (they sit above the application layer, so they are declared here).

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from faceguard.cli import CommandError, Progress
+from faceguard.console import CommandError, Progress
 from faceguard.core.context import AppContext, embedder_location
 from faceguard.errors import FaceGuardError
 from faceguard.evaluation.gallery import DEFAULT_SEED, evaluate_lfw_gallery, gallery_rules
