@@ -63,7 +63,7 @@ def test_status_bar_shows_synced_then_offline_with_entries_waiting(
     window = MainWindow(joined, ThreadRunner(), source="9", ask_first_pin=False)
     qtbot.addWidget(window)
     window.show()
-    label = window.fleet_label
+    label = window.status_bar.fleet_label
     qtbot.waitUntil(lambda: label.text().startswith("Sync: synced, last sync "), timeout=20_000)
     assert label.isVisible() and label.state == "synced"
     pg_cluster.stop("immediate")
@@ -101,7 +101,7 @@ def test_a_hung_server_never_blocks_the_window(
         timer = QTimer(window)
         timer.timeout.connect(tick)
         timer.start(20)
-        qtbot.waitUntil(lambda: window.fleet_label.state == "offline", timeout=30_000)
+        qtbot.waitUntil(lambda: window.status_bar.fleet_label.state == "offline", timeout=30_000)
         qtbot.wait(1500)  # more rounds against the hung server, with back-off
         timer.stop()
         loop = joined._sync_loop

@@ -476,11 +476,11 @@ def test_window_shows_frames_and_needs_the_pin_to_leave_kiosk_mode(
     window.admin.store_hash(hash_pin("258013", n=2**10))
     window.show()
     qtbot.waitUntil(lambda: window.live.frames_shown >= 3, timeout=30_000)
-    qtbot.waitUntil(lambda: "fps" in window.fps_label.text()
-                    and window.fps_label.text()[0].isdigit(), timeout=10_000)
-    assert "ms/frame" in window.latency_label.text()
-    assert "Source: video file demo.avi" in window.source_label.text()
-    assert window.people_label.text() == "0 people enrolled"
+    qtbot.waitUntil(lambda: "fps" in window.status_bar.fps_label.text()
+                    and window.status_bar.fps_label.text()[0].isdigit(), timeout=10_000)
+    assert "ms/frame" in window.status_bar.latency_label.text()
+    assert "Source: video file demo.avi" in window.status_bar.source_label.text()
+    assert window.status_bar.people_label.text() == "0 people enrolled"
     window.enter_kiosk()
     assert window.kiosk_mode and window.menuBar().isHidden()
     window.escape_pressed()  # wrong PIN: stays in kiosk mode
@@ -516,7 +516,7 @@ def test_faceguard_demo_opens_the_window_on_a_throwaway_library(
             window = windows[0]
             assert window.demo is not None
             seen["folder"] = window.demo.folder
-            seen["people"] = window.people_label.text()
+            seen["people"] = window.status_bar.people_label.text()
             window.close()
         else:
             QTimer.singleShot(100, close_when_live)

@@ -242,7 +242,7 @@ def test_status_bar_shows_the_lock_and_alarms_and_the_admin_opens_the_door(
     try:
         door = window.pipeline.gate.driver  # type: ignore[union-attr]
         assert isinstance(door, SimulatedDoor)
-        label = window.door_label
+        label = window.status_bar.door_label
         qtbot.waitUntil(lambda: label.text() == "Door: locked", timeout=2000)
         time.sleep(1.05)  # past the relock grace
         door.set_contact(True)  # opened without an unlock (from a driver thread's view)
@@ -252,9 +252,9 @@ def test_status_bar_shows_the_lock_and_alarms_and_the_admin_opens_the_door(
         assert label.property("role") == "error"
         door.set_contact(False)
         qtbot.waitUntil(lambda: label.text() == "Door: locked (closed)", timeout=2000)
-        window.open_door()  # wrong PIN: nothing opens
+        window.admin_menu.open_door()  # wrong PIN: nothing opens
         assert "door_opened" not in actions(ctx) and door.state == "locked"
-        window.open_door()  # right PIN: opens (in a worker), audited
+        window.admin_menu.open_door()  # right PIN: opens (in a worker), audited
         qtbot.waitUntil(lambda: door.state == "unlocked", timeout=3000)
         qtbot.waitUntil(lambda: label.text().startswith("Door: unlocked"), timeout=2000)
         qtbot.waitUntil(lambda: "door_opened" in actions(ctx), timeout=3000)
@@ -262,7 +262,7 @@ def test_status_bar_shows_the_lock_and_alarms_and_the_admin_opens_the_door(
         assert len(opened) == 1 and opened[0].actor == "admin"
         assert json.loads(opened[0].details)["done"] is True
         # the rules editor is behind the PIN too and reloads the kiosk's rules
-        window.open_rules()
+        window.admin_menu.open_rules()
         assert "admin_unlock" in actions(ctx)
     finally:
         window.shutdown()
@@ -277,7 +277,7 @@ def test_an_unplugged_serial_relay_is_an_alarm_on_screen_until_it_is_back(
     window = MainWindow(context, ThreadRunner(), source="9", ask_first_pin=False)
     qtbot.addWidget(window)
     try:
-        label = window.door_label
+        label = window.status_bar.door_label
         qtbot.waitUntil(lambda: label.text() == "Door: locked", timeout=3000)
         board.unplug()
         qtbot.waitUntil(lambda: label.state == "alarm", timeout=5000)

@@ -243,7 +243,7 @@ def test_the_first_run_sets_the_first_pin_then_offers_encryption(
     window = MainWindow(fresh, ThreadRunner(), source=str(tmp_path / "none"), opener=opener,
                         ask_first_pin=False)
     qtbot.addWidget(window)
-    window._first_run_pin()
+    window.admin_menu.first_run_pin()
     assert [type(d) for d in shown] == [SetPinDialog, EncryptionDialog]
     assert [a.name for a in fresh.list_accounts()] == ["admin"]
     window.shutdown()

@@ -147,7 +147,7 @@ def door_shots(window: MainWindow, ctx: AppContext, out: Path, root: bool) -> No
     wait_until(lambda: not window.live.banner.isVisible(), 15)  # nobody at the door
     settle(1.2)  # past the relock grace: an opening now is forced
     door.set_contact(True)
-    if not wait_until(lambda: window.door_label.state == "alarm", 5):
+    if not wait_until(lambda: window.status_bar.door_label.state == "alarm", 5):
         raise SystemExit("the forced-open alarm did not reach the status bar")
     settle(0.5)
     save(window, out / "door_alarm.png", root)

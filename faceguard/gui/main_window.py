@@ -1,4 +1,5 @@
-"""The kiosk's main window: live view, greeting banner, status bar, admin menus, kiosk mode.
+"""The kiosk's main window: live view, greeting banner, status bar, menus, kiosk mode (the Admin
+menu and what it opens: :mod:`faceguard.gui.admin_menu`).
 
 The window only displays and asks: frames, results, events and source states arrive as
 signals from the :class:`LiveWorker` thread, and the slow admin work (checking photos,
@@ -8,7 +9,6 @@ importing, preparing the demo) runs in workers too. Nothing here waits on the pi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
@@ -19,32 +19,21 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
-    QLabel,
     QMainWindow,
-    QMenu,
     QMessageBox,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from faceguard.core.access_admin import AccessAdmin
 from faceguard.core.context import AppContext
-from faceguard.core.door import DoorResult
 from faceguard.core.roles import Permission
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.gui.admin import AdminGate, DialogOpener, audit
-from faceguard.gui.door_panel import DoorSettingsDialog, DoorStatusBridge, DoorStatusLabel
-from faceguard.gui.encryption_dialog import EncryptionDialog
-from faceguard.gui.enrol import EnrolDialog
-from faceguard.gui.fleet_status import FleetStatusBridge, FleetStatusLabel, watch_fleet
-from faceguard.gui.import_dialog import ImportDialog
+from faceguard.gui.admin_menu import AdminMenu
 from faceguard.gui.live_view import LiveView
-from faceguard.gui.logs import LogsDialog
-from faceguard.gui.people import PeopleDialog
-from faceguard.gui.rules_editor import RulesDialog
-from faceguard.gui.settings_dialog import SettingsDialog
+from faceguard.gui.status_bar import KioskStatusBar
 from faceguard.gui.tasks import Runner, Task
 from faceguard.gui.worker import LiveWorker, to_rgb_array
 from faceguard.kiosk.decisions import DecisionPolicy, KioskEvent
@@ -52,6 +41,7 @@ from faceguard.kiosk.demo import DemoSession, prepare_demo
 from faceguard.kiosk.loop import LoopStats, SourceStatus
 from faceguard.kiosk.pipeline import FrameResult, KioskPipeline, pipeline_for
 from faceguard.kiosk.sources import SourceError, SourceSpec
+from faceguard.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +64,8 @@ class MainWindow(QMainWindow):
         self.demo = demo
         self.opener = opener
         self.realtime = realtime
-        self.admin = AdminGate(ctx, opener=opener, on_change=self._apply_role)
         self.pipeline: KioskPipeline = pipeline_for(ctx)
         ctx.on_person_changed(self._person_changed)
-        self._apply_threshold()
         self.worker: LiveWorker | None = None
         self.spec: SourceSpec | None = None
         self._pending: SourceSpec | None = None
@@ -85,7 +73,6 @@ class MainWindow(QMainWindow):
         self.latest_image: QImage | None = None
         self.events_count = 0  # events shown since the window opened (a count: kept for weeks)
         self.last_stats: LoopStats | None = None
-        self.logs: list[LogsDialog] = []
         self.setWindowTitle("FaceGuard")
         self.resize(1200, 780)
 
@@ -100,9 +87,10 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.live, 1)
         self.setCentralWidget(central)
         self._build_menus()
-        self._build_status_bar()
-        watch_fleet(ctx, self.fleet_bridge)  # a fleet kiosk syncs in the background
-        self._watch_door()
+        self.admin = AdminGate(ctx, opener=opener, on_change=self.admin_menu.show_role)
+        self.status_bar = KioskStatusBar(self)
+        self.setStatusBar(self.status_bar)
+        self.status_bar.watch(ctx, self.pipeline.gate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape_pressed)
         QShortcut(QKeySequence(Qt.Key.Key_F11), self, self.toggle_kiosk)
         self._clock = QTimer(self)
@@ -116,7 +104,7 @@ class MainWindow(QMainWindow):
         except SourceError as error:
             self.live.source_panel.show_problem("No video source", str(error))
         if ask_first_pin and demo is None and not self.admin.has_pin:
-            QTimer.singleShot(300, self._first_run_pin)
+            QTimer.singleShot(300, self.admin_menu.first_run_pin)
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -148,59 +136,12 @@ class MainWindow(QMainWindow):
             source_menu.addAction(text, partial(self.choose_source, key))
         source_menu.addSeparator()
         source_menu.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
-        self.admin_menu = QMenu("&Admin", self)
-        people, logs, settings = Permission.PEOPLE, Permission.LOGS, Permission.SETTINGS
-        entries: list[tuple[str, Callable[[], object], Permission | None]] = [
-            ("Enrol a person…", self.open_enrol, people), ("People…", self.open_people, people),
-            ("Import a folder of people…", self.open_import, people),
-            ("Entry log…", self.open_logs, logs),
-            ("Access rules…", self.open_rules, settings),
-            ("Door…", self.open_door_settings, settings),
-            ("Open the door", self.open_door, Permission.KIOSK),
-            ("Settings…", self.open_settings, settings),
-            ("Encryption…", self.open_encryption, settings),
-            ("Change my PIN…", self.change_pin, None)]
-        self.role_actions: list[tuple[QAction, Permission]] = []
-        for text, slot, permission in entries:
-            action = self.admin_menu.addAction(text, slot)
-            if permission is not None:
-                self.role_actions.append((action, permission))
-        self.admin_menu.addSeparator()
-        self.sign_out_action = self.admin_menu.addAction("Sign out", self.admin.sign_out)
-        self.sign_out_action.setVisible(False)
-        self.admin_menu.aboutToShow.connect(self._apply_role)
+        self.admin_menu = AdminMenu(self, self.admin_button)
         self.menuBar().addMenu(self.admin_menu)
-        self.admin_button.setMenu(self.admin_menu)
         view = self.menuBar().addMenu("&View")
         self.kiosk_action = QAction("Kiosk mode (full screen)\tF11", self, checkable=True)
         self.kiosk_action.triggered.connect(self.toggle_kiosk)
         view.addAction(self.kiosk_action)
-
-    def _build_status_bar(self) -> None:
-        self.source_label = QLabel("Source: —")
-        self.fps_label = QLabel("— fps")
-        self.latency_label = QLabel("pipeline — ms")
-        self.people_label = QLabel("— people")
-        self.db_label = QLabel("")
-        self.door_label = DoorStatusLabel()
-        self.door_bridge = DoorStatusBridge(self)
-        self.door_bridge.changed.connect(self.door_label.show_status)
-        bar = self.statusBar()
-        bar.setSizeGripEnabled(False)
-        for label in (self.source_label, self.fps_label, self.latency_label,
-                      self.people_label):
-            bar.addWidget(label)
-        bar.addPermanentWidget(self.door_label)
-        self.fleet_label = FleetStatusLabel()
-        self.fleet_bridge = FleetStatusBridge(self)
-        self.fleet_bridge.changed.connect(self.fleet_label.show_status)
-        bar.addPermanentWidget(self.fleet_label)
-        bar.addPermanentWidget(self.db_label)
-
-    def _watch_door(self) -> None:
-        """The status bar follows this pipeline's door (lock state and alarms)."""
-        if self.pipeline.gate is not None:
-            self.door_bridge.watch(self.pipeline.gate)
 
     def _update_header(self) -> None:
         self.kiosk_label.setText(self.ctx.settings.kiosk_name)
@@ -212,19 +153,7 @@ class MainWindow(QMainWindow):
 
     def refresh_counts(self) -> None:
         """People enrolled and the database, in the status bar."""
-        try:
-            people = len(self.ctx.library.list_people())
-        except FaceGuardError as error:
-            self.people_label.setText(str(error))
-            return
-        self.people_label.setText(f"{people} {'person' if people == 1 else 'people'} enrolled")
-        path = self.ctx.library_path
-        where = str(path)
-        if self.demo is not None:
-            where = "demo library" + (" (temporary)" if self.demo.temporary else "")
-        read_only = " (read-only)" if self.ctx.library.read_only else ""
-        self.db_label.setText(f"Database: {where}{read_only}")
-        self.db_label.setToolTip(str(path))
+        self.status_bar.show_library(self.ctx, self.demo)
 
     # -- the live worker -------------------------------------------------------------------------
 
@@ -250,7 +179,7 @@ class MainWindow(QMainWindow):
         worker.failed.connect(self.on_failed)
         worker.finished.connect(self._worker_finished)
         self.worker = worker
-        self.source_label.setText(f"Source: {spec.describe()}")
+        self.status_bar.show_source(spec.describe())
         self.live.source_panel.hide()
         self.runner.start(worker)
 
@@ -274,8 +203,7 @@ class MainWindow(QMainWindow):
         if event.alert is not None:  # for the admin: repeated suspected attacks (audited)
             self.statusBar().showMessage(f"Liveness alert: {event.alert.message()}; see the "
                                          "audit log", 300_000)
-        for dialog in self.logs:
-            dialog.event_logged(event)
+        self.admin_menu.event_logged(event)
 
     def on_status(self, status: SourceStatus) -> None:
         self.live.set_status(status)
@@ -288,13 +216,11 @@ class MainWindow(QMainWindow):
             elif status.state == "failed":
                 self.live.source_panel.show_problem("Cannot read the video source",
                                                     status.message)
-        self.source_label.setText(f"Source: {status.description or '—'} ({status.state})")
+        self.status_bar.show_source(f"{status.description or '—'} ({status.state})")
 
     def on_stats(self, stats: LoopStats) -> None:
         self.last_stats = stats
-        self.fps_label.setText(f"{stats.fps:.1f} fps")
-        dropped = f", {stats.dropped} dropped" if stats.dropped else ""
-        self.latency_label.setText(f"pipeline {stats.latency_ms:.0f} ms/frame{dropped}")
+        self.status_bar.show_stats(stats)
 
     def on_failed(self, message: str) -> None:
         self.live.source_panel.show_problem("Cannot read the video source", message)
@@ -363,10 +289,8 @@ class MainWindow(QMainWindow):
         self.admin.set_context(ctx)
         self.pipeline.close()
         self.pipeline = pipeline_for(ctx)
-        watch_fleet(ctx, self.fleet_bridge)
-        self._watch_door()
+        self.status_bar.watch(ctx, self.pipeline.gate)
         ctx.on_person_changed(self._person_changed)
-        self._apply_threshold()
         self._update_header()
         self.refresh_counts()
         self.context_changed.emit()
@@ -375,143 +299,27 @@ class MainWindow(QMainWindow):
         """Someone was renamed, edited or removed: the kiosk forgets its names and votes."""
         self.pipeline.person_removed(person_id)
 
-    def _apply_threshold(self) -> None:
-        settings = self.ctx.settings
-        point = self.ctx.operating_point
-        self.ctx.matcher.threshold, self.ctx.matcher.margin = point.threshold, point.margin
-        try:
-            self.pipeline.set_policy(DecisionPolicy.from_settings(settings))
-        except FaceGuardError as error:  # enforce with a missing liveness model
-            QMessageBox.warning(self, "Liveness", str(error))
-        self.pipeline.decider.kiosk_id = settings.kiosk_name
-
-    # -- admin -----------------------------------------------------------------------------------
-
-    def _apply_role(self) -> None:
-        """Show only what the signed-in account's role may do (everything while nobody is
-        signed in: each action then asks for an account)."""
-        if not hasattr(self, "role_actions"):  # signed in before the menus were built
-            return
-        account = self.admin.account
-        for action, permission in self.role_actions:
-            action.setVisible(self.admin.allows(permission))
-        self.sign_out_action.setVisible(account is not None)
-        if account is not None:
-            self.sign_out_action.setText(f"Sign out {account.name} ({account.role})")
-        self.admin_button.setText("Admin" if account is None else f"Admin: {account.name}")
-
-    def _first_run_pin(self) -> None:
-        """First run: the first administrator's PIN, then the choice of encrypting the face
-        data (keyring or passphrase; the dialog says what is lost without)."""
-        if not self.admin.has_pin and self.admin.set_pin(self, first_run=True) \
-                and self.ctx.encryption_status().state == "off":
-            self.opener(EncryptionDialog(self.ctx, self.runner, self))
-
-    def _unlock(self, purpose: str, permission: Permission | None = None) -> bool:
-        return self.admin.ask(self, purpose, permission)
-
-    def open_enrol(self) -> None:
-        if not self._unlock("enrol a person", Permission.PEOPLE):
-            return
-        dialog = EnrolDialog(self.ctx, self.runner, self, frame_provider=self.current_frame)
-        dialog.enrolled.connect(lambda _p: self.refresh_counts())
-        self.opener(dialog)
-        self.refresh_counts()
-
-    def open_people(self) -> None:
-        if not self._unlock("manage people", Permission.PEOPLE):
-            return
-        dialog = PeopleDialog(self.ctx, self.runner, self, frame_provider=self.current_frame,
-                              opener=self.opener)
-        dialog.changed.connect(self.refresh_counts)
-        self.opener(dialog)
-        self.refresh_counts()
-
-    def open_import(self) -> None:
-        if not self._unlock("import people", Permission.PEOPLE):
-            return
-        dialog = ImportDialog(self.ctx, self.runner, self)
-        dialog.imported.connect(self.refresh_counts)
-        self.opener(dialog)
-        self.refresh_counts()
-
-    def open_logs(self) -> None:
-        if not self._unlock("see the entry log", Permission.LOGS):
-            return
-        dialog = LogsDialog(self.ctx, self)
-        dialog.allow_reports(self.admin.allows(Permission.REPORTS))
-        self.logs.append(dialog)
-        try:
-            self.opener(dialog)
-        finally:
-            self.logs.remove(dialog)
-
-    def open_settings(self) -> None:
-        if not self._unlock("change the settings", Permission.SETTINGS):
-            return
-        dialog = SettingsDialog(self.ctx, self)
-        self.opener(dialog)
-        if dialog.saved is None:
-            return
+    def settings_saved(self, saved: Settings) -> None:
+        """New settings are in force (the application saved them and gave the matcher its
+        operating point): the door, the decisions, the header and the source follow."""
         old_source = self.spec
         if self.pipeline.gate is not None:
             try:
-                self.pipeline.gate.reconfigure(dialog.saved)  # the kiosk name is the door's
+                self.pipeline.gate.reconfigure(saved)  # the kiosk name is the door's
             except FaceGuardError as error:
                 self.show_error("Door", str(error))
-        self._apply_threshold()
+        try:
+            self.pipeline.set_policy(DecisionPolicy.from_settings(saved))
+        except FaceGuardError as error:  # enforce with a missing liveness model
+            QMessageBox.warning(self, "Liveness", str(error))
+        self.pipeline.decider.kiosk_id = saved.kiosk_name
         self._update_header()
         try:
-            spec = SourceSpec.parse(dialog.saved.source)
+            spec = SourceSpec.parse(saved.source)
         except SourceError:
             return
         if spec != old_source:
             self.start_source(spec)
-
-    def open_encryption(self) -> None:
-        """Encryption of the face data: its state, and turning it on (administrators)."""
-        if not self._unlock("encrypt the face data", Permission.SETTINGS):
-            return
-        self.opener(EncryptionDialog(self.ctx, self.runner, self))
-
-    def open_rules(self) -> None:
-        """The access rules editor; the kiosk reads the rules again after each change."""
-        if not self._unlock("change the access rules", Permission.SETTINGS):
-            return
-        admin = AccessAdmin(self.ctx, actor=self.ctx.actor)
-        if self.pipeline.gate is not None:
-            admin.on_changed(self.pipeline.gate.reload)
-        self.opener(RulesDialog(admin, self))
-
-    def open_door_settings(self) -> None:
-        """The door settings with "Test door"."""
-        if not self._unlock("change the door settings", Permission.SETTINGS) \
-                or self.pipeline.gate is None:
-            return
-        self.opener(DoorSettingsDialog(self.ctx, self.pipeline.gate, self.runner, self))
-
-    def open_door(self) -> None:
-        """The admin's manual "Open door": behind the PIN, audited, in a worker."""
-        gate = self.pipeline.gate
-        if gate is None or not self._unlock("open the door", Permission.KIOSK):
-            return
-        actor = self.ctx.actor
-        task = Task(lambda _task: gate.manual_open(actor))
-        task.on_done(self._door_opened)
-        task.failed.connect(partial(self.show_error, "Door"))
-        self.runner.start(task)
-
-    def _door_opened(self, result: object) -> None:
-        assert isinstance(result, DoorResult)
-        if result.done or result.queued:
-            self.statusBar().showMessage("Door opened by the admin (audited)", 10_000)
-        else:
-            self.show_error("Door", f"The door did not open: {result.message}")
-
-    def change_pin(self) -> None:
-        if not self._unlock("change the admin PIN"):
-            return
-        self.admin.set_pin(self, first_run=False)
 
     # -- kiosk mode ------------------------------------------------------------------------------
 
@@ -530,7 +338,7 @@ class MainWindow(QMainWindow):
 
     def leave_kiosk(self) -> bool:
         """Back to a normal window, after the admin PIN."""
-        if not self._unlock("leave kiosk mode", Permission.KIOSK):
+        if not self.admin.ask(self, "leave kiosk mode", Permission.KIOSK):
             self.kiosk_action.setChecked(True)
             return False
         self.kiosk_mode = False
@@ -545,7 +353,7 @@ class MainWindow(QMainWindow):
             self.leave_kiosk()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if self.kiosk_mode and not self._unlock("close the kiosk", Permission.KIOSK):
+        if self.kiosk_mode and not self.admin.ask(self, "close the kiosk", Permission.KIOSK):
             event.ignore()
             return
         self.shutdown()
