@@ -8,16 +8,16 @@ frames are processed but not sent (``frames_skipped`` counts them); events are n
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QImage
 
 from faceguard.gui.tasks import Worker
-from faceguard.kiosk.decisions import KioskEvent
-from faceguard.kiosk.loop import STALE_AFTER_S, KioskLoop, LoopHooks, LoopStats, SourceStatus
+from faceguard.kiosk.loop import STALE_AFTER_S, KioskLoop, LoopHooks
 from faceguard.kiosk.pipeline import FrameResult, KioskPipeline
-from faceguard.kiosk.sources import FrameSource, SourceSpec, make_source
+from faceguard.kiosk.sources import SourceSpec, make_source
 
 
 def to_qimage(frame: np.ndarray) -> QImage:
@@ -40,40 +40,26 @@ class LiveWorker(Worker):
                  loop_source: bool = True, max_frames: int | None = None,
                  stale_after_s: float = STALE_AFTER_S, throttle_display: bool = True) -> None:
         super().__init__()
-        self.pipeline = pipeline
-        self.spec = spec
-        self.realtime = realtime
-        self.loop_source = loop_source
-        self.max_frames = max_frames
-        self.stale_after_s = stale_after_s
         self.throttle_display = throttle_display
         self.frames_skipped = 0
         self._display_free = threading.Event()
         self._display_free.set()
-        self._loop: KioskLoop | None = None
-        self._loop_lock = threading.Lock()
-
-    def make_source(self) -> FrameSource:
-        return make_source(self.spec, loop=self.loop_source, realtime=self.realtime)
+        hooks = LoopHooks(frame=self._on_frame, event=self.event_logged.emit,
+                          status=self.source_status.emit, stats=self.stats.emit)
+        self.loop = KioskLoop(partial(make_source, spec, loop=loop_source, realtime=realtime),
+                              pipeline, hooks, realtime=realtime, max_frames=max_frames,
+                              stale_after_s=stale_after_s)
 
     def work(self) -> None:
-        hooks = LoopHooks(frame=self._on_frame, event=self._on_event,
-                          status=self._on_status, stats=self._on_stats)
-        loop = KioskLoop(self.make_source, self.pipeline, hooks, realtime=self.realtime,
-                         max_frames=self.max_frames, stale_after_s=self.stale_after_s)
-        with self._loop_lock:
-            self._loop = loop
-            if self.cancelled:
-                return
-        summary = loop.run()
+        if self.cancelled:
+            return
+        summary = self.loop.run()
         if summary.error:
             self.failed.emit(summary.error)
 
     def cancel(self) -> None:
         super().cancel()
-        with self._loop_lock:
-            if self._loop is not None:
-                self._loop.stop()
+        self.loop.stop()  # thread-safe; a loop not yet running ends before its first frame
 
     def frame_taken(self) -> None:
         """The GUI has taken the last frame; the next one may be sent (any thread)."""
@@ -85,15 +71,6 @@ class LiveWorker(Worker):
             return
         self._display_free.clear()
         self.frame_ready.emit(to_qimage(frame), result)
-
-    def _on_event(self, event: KioskEvent) -> None:
-        self.event_logged.emit(event)
-
-    def _on_status(self, status: SourceStatus) -> None:
-        self.source_status.emit(status)
-
-    def _on_stats(self, stats: LoopStats) -> None:
-        self.stats.emit(stats)
 
 
 def to_rgb_array(image: QImage) -> np.ndarray:
