@@ -8,7 +8,6 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
-    QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
     QGroupBox,
@@ -193,10 +192,7 @@ class DoorSettingsDialog(QDialog):
         self.outcome.setWordWrap(True)
         layout.addWidget(self.test_button)
         layout.addWidget(self.outcome)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save |
-                                   QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.save)
-        buttons.rejected.connect(self.reject)
+        buttons = theme.accept_cancel(self, self.save)
         layout.addWidget(buttons)
 
     def _show_section(self, driver: str) -> None:

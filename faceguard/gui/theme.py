@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QApplication,
     QDialog,
+    QDialogButtonBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -72,3 +74,14 @@ def dialog_footer(dialog: QDialog, status: QLabel, *buttons: QWidget) -> QHBoxLa
         footer.addWidget(button)
     footer.addWidget(close)
     return footer
+
+
+def accept_cancel(dialog: QDialog, on_accept: Callable[[], object], *,
+                  accept: QDialogButtonBox.StandardButton = QDialogButtonBox.StandardButton.Save,
+                  ) -> QDialogButtonBox:
+    """A dialog's Save (or ``accept``) and Cancel buttons: the first calls ``on_accept``,
+    Cancel rejects the dialog."""
+    buttons = QDialogButtonBox(accept | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(on_accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
