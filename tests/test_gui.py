@@ -589,5 +589,13 @@ def test_settings_dialog_saves_validates_and_audits(
         ("rtsp://door-camera/stream", 0.85, 600, "Back door")
     entry = ctx.library.list_audit(limit=1)[0]
     assert entry.action == "settings_changed" and "Back door" in entry.details
+    assert entry.actor == "admin"  # nobody signed in yet (first run)
+    ctx.add_account("Ada", "administrator", "583020", actor="cli")
+    assert ctx.sign_in("Ada", "583020").ok
+    dialog.kiosk_name.setText("Side door")
+    dialog.save()
+    entry = ctx.library.list_audit(limit=1)[0]
+    assert (entry.actor, entry.action) == ("Ada", "settings_changed")  # the signed-in account
+    saved = load_settings(ctx.data_dir)
     assert ctx.settings == saved  # the application holds what the dialog saved
     assert ctx.matcher.threshold == pytest.approx(0.85)  # and matches with it at once

@@ -49,7 +49,6 @@ from faceguard.library.accounts import FIRST_ACCOUNT, Account, find_account
 
 log = logging.getLogger(__name__)
 
-ACTOR = "admin"  # the actor while nobody is signed in (first run); see AppContext.actor
 DialogOpener = Callable[[QDialog], int]
 
 

@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
-from faceguard.gui.admin import ACTOR
 from faceguard.kiosk.sources import SourceError, SourceSpec
 from faceguard.settings import Settings
 
@@ -165,7 +164,7 @@ class SettingsDialog(QDialog):
         operating point recomputed); an invalid value is shown and nothing changes."""
         try:
             new = self.edited()
-            self.ctx.apply_settings(new, actor=ACTOR)
+            self.ctx.apply_settings(new, actor=self.ctx.actor)
         except (FaceGuardError, SourceError) as error:
             self.message.setText(str(error))
             return
