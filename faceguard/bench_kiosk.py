@@ -110,14 +110,11 @@ def kiosk_frame_costs(ctx: Any, repeats: int) -> dict[str, Any]:
     state), and through face_recognition's dlib stack when it is installed."""
     frame = kiosk_frame()
     engine: FaceEngine = ctx.engine
-    pipeline = bench_pipeline(ctx, tracking=False)
-    matcher = pipeline.matcher
+    recogniser = bench_pipeline(ctx, tracking=False).recogniser
 
     def whole_frame() -> object:
-        faces = engine.detect(frame, KIOSK_MIN_FACE, max_side=PROCESS_MAX_SIDE)
-        observations = engine.observe(frame, faces[:1])
-        vector = observations[0].embedding if observations else None
-        return matcher.search(vector) if vector is not None else None
+        faces = recogniser.find_faces(frame, KIOSK_MIN_FACE, max_side=PROCESS_MAX_SIDE)
+        return recogniser.identify(frame, faces[:1])
 
     faces = engine.detect(frame, KIOSK_MIN_FACE)
     if not faces:

@@ -1,7 +1,15 @@
-"""Recognition of the faces in one image: detection, embedding and the open-set decision."""
+"""Recognition of faces: detected faces of an image turned into matched identities.
+
+One place for the path detect -> rank -> align -> embed -> 1:N search with the operating
+point (the matcher's threshold and margin) -> the person's name. ``faceguard identify`` and the
+self-test call :meth:`Recogniser.recognise` (every face of a photo); the kiosk pipeline finds
+its faces itself (tracking) and calls :meth:`Recogniser.identify` with them, its visit fusion
+passed as ``query``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -11,7 +19,12 @@ from faceguard.library.database import FaceLibrary
 from faceguard.library.match_decision import MatchResult
 from faceguard.library.matcher import Matcher
 from faceguard.vision.engine import FaceEngine, FaceObservation
+from faceguard.vision.mtcnn import Face
 from faceguard.vision.selection import Pick, why_not_used
+
+# How face ``index``'s own embedding becomes the vector searched (the kiosk: its track's
+# fused embedding); without one, the embedding itself is searched.
+QueryOf = Callable[[int, np.ndarray], np.ndarray]
 
 
 class LivenessScorer(Protocol):
@@ -19,6 +32,21 @@ class LivenessScorer(Protocol):
 
     def score(self, image_rgb: np.ndarray, mtcnn_box: np.ndarray) -> float | None:
         """Fused live probability 0..1, or None when the face cannot be judged."""
+
+
+@dataclass
+class Identity:
+    """One face aligned, embedded and matched: ``person`` is the name or None (unknown)."""
+
+    observation: FaceObservation
+    match: MatchResult
+    person: str | None
+
+    @property
+    def embedding(self) -> np.ndarray:
+        """The face's own embedding (not the query it was searched with)."""
+        assert self.observation.embedding is not None
+        return self.observation.embedding
 
 
 @dataclass
@@ -47,14 +75,14 @@ class RecognisedFace:
 
 
 class Recogniser:
-    """Identifies every face of an image against the matcher."""
+    """Identifies faces against the matcher, with the people's names from the library."""
 
     def __init__(self, engine: FaceEngine, matcher: Matcher, library: FaceLibrary, *,
                  liveness: LivenessScorer | None = None) -> None:
         self.engine = engine
         self.matcher = matcher
         self.library = library
-        self.liveness = liveness  # scores every face when given
+        self.liveness = liveness  # scores every face of recognise() when given
         self._names: dict[int, str] = {}
 
     def person_name(self, person_id: int) -> str:
@@ -67,21 +95,38 @@ class Recogniser:
         """Drop cached names (after a rename or removal)."""
         self._names.clear()
 
+    def find_faces(self, image: np.ndarray, min_face: int | None = None, *,
+                   max_side: int | None = None, pick: Pick = "largest") -> list[Face]:
+        """The faces of an image in the order they count (:meth:`FaceEngine.detect`)."""
+        return self.engine.detect(image, min_face, max_side=max_side, pick=pick)
+
+    def identify(self, image: np.ndarray, faces: Sequence[Face], *,
+                 query: QueryOf | None = None) -> list[Identity]:
+        """Align and embed the given faces (one embedder batch) and match them (one search):
+        each face's identity, same order. ``query`` turns face ``i``'s embedding into the
+        vector that is searched (default: the embedding itself)."""
+        if not faces:
+            return []
+        observations = self.engine.observe(image, list(faces))
+        vectors = []
+        for index, observation in enumerate(observations):
+            assert observation.embedding is not None
+            vector = observation.embedding
+            vectors.append(vector if query is None else query(index, vector))
+        matches = self.matcher.search(np.stack(vectors))
+        return [Identity(o, m, None if m.person_id is None else self.person_name(m.person_id))
+                for o, m in zip(observations, matches, strict=True)]
+
     def recognise(self, image: np.ndarray, min_face: int | None = None,
                   pick: Pick = "largest") -> list[RecognisedFace]:
         """All faces of an image in the order they count (the first is the one used; the
         others say why not), each with its decision."""
-        observations = self.engine.analyze(image, min_face, pick=pick)
-        if not observations:
-            return []
-        vectors = np.stack([o.embedding for o in observations if o.embedding is not None])
-        matches = self.matcher.search(vectors)
+        faces = self.find_faces(image, min_face, pick=pick)
         checker = self.liveness
         height, width = image.shape[:2]
-        chosen = observations[0].face
-        return [RecognisedFace(o, m, self.person_name(m.person_id)
-                               if m.person_id is not None else None,
-                               checker.score(image, o.face.box) if checker else None,
+        return [RecognisedFace(found.observation, found.match, found.person,
+                               checker.score(image, face.box) if checker else None,
                                None if index == 0 else
-                               why_not_used(o.face, chosen, width, height, pick))
-                for index, (o, m) in enumerate(zip(observations, matches, strict=True))]
+                               why_not_used(face, faces[0], width, height, pick))
+                for index, (face, found) in enumerate(
+                    zip(faces, self.identify(image, faces), strict=True))]

@@ -159,7 +159,7 @@ class KioskPipeline:
     def detect(self, frame: np.ndarray) -> list[Face]:
         """Faces of a frame, largest first, searched on a downscaled copy of big frames."""
         detect_min = min(self.engine.min_face, self.min_face)
-        return self.engine.detect(frame, detect_min, max_side=self.process_max_side)
+        return self.recogniser.find_faces(frame, detect_min, max_side=self.process_max_side)
 
     def find_faces(self, frame: np.ndarray) -> tuple[list[Face], str]:
         """This frame's faces in the order they count, and how they were found: ``followed``
@@ -245,19 +245,17 @@ class KioskPipeline:
                if track.embedding_due(now, self.tracking.recheck_s)]
         if not due:
             return 0
-        observations = self.engine.observe(frame, [face for face, _ in due])
-        queries = []
-        for (_, track), observation in zip(due, observations, strict=True):
-            assert observation.embedding is not None
-            single = observation.embedding
-            queries.append(single if track.decided else track.fuse(single))
-        matches = self.matcher.search(np.stack(queries))
-        for (_, track), observation, match in zip(due, observations, matches, strict=True):
+        tracks = [track for _, track in due]
+
+        def query(index: int, single: np.ndarray) -> np.ndarray:
+            track = tracks[index]
+            return single if track.decided else track.fuse(single)
+
+        found = self.recogniser.identify(frame, [face for face, _ in due], query=query)
+        for track, identity in zip(tracks, found, strict=True):
             track.checked_at = now
-            track.crop = observation.crop
-            name = None
-            if match.person_id is not None:
-                name = self.recogniser.person_name(match.person_id)
+            track.crop = identity.observation.crop
+            match = identity.match
             if track.decided:
                 label = UNKNOWN if match.person_id is None else match.person_id
                 if label == track.label:
@@ -265,9 +263,8 @@ class KioskPipeline:
                 log.info("track %d: re-check found someone else; a new visit",
                          track.track_id)
                 track.restart(self.tracks.new_id())
-                assert observation.embedding is not None
-                track.fuse(observation.embedding)
-            track.identify(match.person_id, float(match.similarity), name)
+                track.fuse(identity.embedding)
+            track.identify(match.person_id, float(match.similarity), identity.person)
         return len(due)
 
     def _settle(self, tracks: list[Track], counted: Track | None, outcome: Outcome) -> None:
