@@ -19,8 +19,8 @@ from faceguard.clock import ManualClock
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import Decider, DecisionPolicy
 from faceguard.kiosk.demo import DEMO_PERSON
+from faceguard.kiosk.demo_source import DEMO_KNOWN_PHOTO, DemoSource
 from faceguard.kiosk.pipeline import PROCESS_MAX_SIDE, FrameResult, KioskPipeline
-from faceguard.kiosk.sources import DEMO_KNOWN_PHOTO, DemoSource
 from faceguard.kiosk.tracking import TrackingPolicy
 from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import Matcher

@@ -17,7 +17,7 @@ import cv2
 from faceguard.bench_kiosk import demo_person
 from faceguard.errors import FaceGuardError
 from faceguard.kiosk.demo import DEMO_PERSON
-from faceguard.kiosk.sources import DemoSource
+from faceguard.kiosk.demo_source import DemoSource
 from faceguard.library.database import FaceLibrary
 from faceguard.settings import save_settings
 from faceguard.vision.engine import FaceEngine

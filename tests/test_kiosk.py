@@ -18,11 +18,11 @@ from faceguard.clock import ManualClock
 from faceguard.core.pin import PinCheck, PinError, PinGate, hash_pin, verify_pin
 from faceguard.kiosk.decisions import Candidate, Decider, DecisionPolicy
 from faceguard.kiosk.demo import write_demo_video
+from faceguard.kiosk.demo_source import DemoSource
+from faceguard.kiosk.folder_source import FolderSource
 from faceguard.kiosk.loop import KioskLoop, LoopHooks, SourceStatus
 from faceguard.kiosk.pipeline import FrameResult
 from faceguard.kiosk.sources import (
-    DemoSource,
-    FolderSource,
     FrameSource,
     SourceEnded,
     SourceError,

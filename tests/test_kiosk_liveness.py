@@ -12,13 +12,8 @@ import pytest
 from sqlite_utils import Database
 
 from faceguard.cli import EXIT_OK, main
-from faceguard.kiosk.decisions import (
-    Candidate,
-    Decider,
-    DecisionPolicy,
-    KioskEvent,
-    LivenessPolicy,
-)
+from faceguard.kiosk.decisions import Candidate, Decider, DecisionPolicy, KioskEvent
+from faceguard.kiosk.liveness_gate import LivenessPolicy
 from faceguard.library.database import MIGRATION_NAMES, MIGRATIONS, FaceLibrary
 from faceguard.settings import Settings, SettingsError, save_settings
 from tests.conftest import make_data_dir

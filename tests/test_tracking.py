@@ -15,8 +15,8 @@ from faceguard.clock import ManualClock
 from faceguard.core.context import AppContext
 from faceguard.core.enrolment import Enroller
 from faceguard.kiosk.demo import AttackDemoSource
+from faceguard.kiosk.demo_source import DEMO_KNOWN_PHOTO, DEMO_STRANGER_PHOTO, DemoShot, DemoSource
 from faceguard.kiosk.pipeline import FrameResult, pipeline_for
-from faceguard.kiosk.sources import DEMO_KNOWN_PHOTO, DEMO_STRANGER_PHOTO, DemoShot, DemoSource
 from faceguard.kiosk.tracking import IDLE_DETECT_FRAMES, FaceTracks, MotionGate
 from faceguard.paths import resources_dir
 from faceguard.settings import Settings, save_settings

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from faceguard.clock import ManualClock
 from faceguard.core.context import AppContext
-from faceguard.kiosk.decisions import LIVENESS_STRIDE
 from faceguard.kiosk.demo import AttackDemoSource, enrol_demo_person
+from faceguard.kiosk.liveness_gate import LIVENESS_STRIDE
 from faceguard.kiosk.pipeline import pipeline_for
 from faceguard.settings import Settings
 from faceguard.vision.liveness import LivenessChecker

@@ -8,7 +8,7 @@ hours". Then Eileen's photo is shown again as a synthetic screen replay
 (:class:`AttackDemoSource`); the demo enforces liveness, so it is refused ("Please look at
 the camera") and logged as a suspected attack, never as her. Last comes a stranger (the man
 with a camera, resources/demo/camera_profile.png, in profile): "Not recognised", and the
-door stays shut. The plain :data:`~faceguard.kiosk.sources.DEMO_SCRIPT` video (tests,
+door stays shut. The plain :data:`~faceguard.kiosk.demo_source.DEMO_SCRIPT` video (tests,
 ``write_demo_video``) has only Eileen and Grace.
 The demo's library, settings and events live
 in a temporary folder that is deleted afterwards, or in the folder given with ``--data-dir``;
@@ -27,7 +27,7 @@ from faceguard.core.access import MINUTES_PER_DAY, local_zone
 from faceguard.core.context import AppContext
 from faceguard.core.enrolment import Enroller
 from faceguard.errors import FaceGuardError
-from faceguard.kiosk.sources import (
+from faceguard.kiosk.demo_source import (
     DEMO_FPS,
     DEMO_KNOWN_PHOTO,
     DEMO_SCRIPT,
@@ -35,10 +35,8 @@ from faceguard.kiosk.sources import (
     DEMO_STRANGER_PHOTO,
     DemoShot,
     DemoSource,
-    SourceEnded,
-    SourceError,
-    SourceSpec,
 )
+from faceguard.kiosk.sources import SourceEnded, SourceError, SourceSpec
 from faceguard.library import rules as access_store
 from faceguard.paths import resources_dir
 from faceguard.settings import Settings, load_settings, save_settings, settings_path

@@ -25,22 +25,21 @@ from datetime import datetime
 import numpy as np
 
 from faceguard.clock import Clock, utc_now
-from faceguard.core.access import Decision
 from faceguard.core.context import AppContext
 from faceguard.core.gate import Gate
 from faceguard.core.recognition import Recogniser
-from faceguard.errors import FaceGuardError
 from faceguard.kiosk.decisions import (
     UNKNOWN,
     Candidate,
     Decider,
     DecisionPolicy,
     KioskEvent,
-    LivenessAlert,
-    LivenessPolicy,
     Outcome,
     Verdict,
 )
+from faceguard.kiosk.event_log import audit_alert, store_event
+from faceguard.kiosk.in_out import LibraryHistory
+from faceguard.kiosk.liveness_gate import LivenessAlert, load_liveness
 from faceguard.kiosk.tracking import (
     FaceTracks,
     MotionGate,
@@ -52,8 +51,7 @@ from faceguard.library.backup import DailyMaintenance
 from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import Matcher
 from faceguard.vision.engine import FaceEngine
-from faceguard.vision.image_io import encode_jpeg
-from faceguard.vision.liveness import LivenessChecker, checker_for_mode
+from faceguard.vision.liveness import LivenessChecker
 from faceguard.vision.mtcnn import Face
 from faceguard.vision.selection import rank_faces
 
@@ -61,7 +59,6 @@ log = logging.getLogger(__name__)
 
 PROCESS_MAX_SIDE = 960  # larger frames are searched for faces on a downscaled copy
 MAX_FACES = 8  # faces matched and drawn per frame (largest first)
-EVENT_CROP_QUALITY = 85
 
 
 @dataclass(frozen=True)
@@ -104,21 +101,6 @@ class FrameResult:
     alert: LivenessAlert | None = None
     search: str = "full"  # how faces were found: full (detector), followed (tracking), idle
     embedded: int = 0  # faces embedded on this frame
-
-
-class LibraryHistory:
-    """The decider's view of past events, read from the face library."""
-
-    def __init__(self, library: FaceLibrary) -> None:
-        self.library = library
-
-    def last_known(self, person_id: int, kiosk_id: str) -> datetime | None:
-        events = self.library.query_events(person=person_id, decision="known", limit=1,
-                                           kiosk_id=kiosk_id, newest_first=True)
-        return events[0].timestamp if events else None
-
-    def has_known_between(self, person_id: int, start: datetime, end: datetime) -> bool:
-        return self.library.count_events(start, end, person_id, "known") > 0
 
 
 class KioskPipeline:
@@ -284,80 +266,19 @@ class KioskPipeline:
 
     def _alert(self, alert: LivenessAlert) -> None:
         """Repeated suspected attacks: a logged warning, an audit entry, the GUI's hook."""
-        log.warning("liveness alert: %s", alert.message())
-        try:
-            self.library.audit("kiosk", "liveness_alert",
-                               {"kiosk_id": alert.kiosk_id, "attempts": alert.attempts,
-                                "window_s": alert.window_s, "matched_to": list(alert.claimed)})
-        except FaceGuardError as error:
-            log.warning("liveness alert not audited: %s", error)
+        audit_alert(self.library, alert)
         if self.on_alert is not None:
             self.on_alert(alert)
 
     def _log(self, outcome: Outcome) -> tuple[KioskEvent | None, str | None]:
-        event = outcome.event
-        if event is None:
+        """The outcome's event stored and carried out at the door (see
+        :func:`~faceguard.kiosk.event_log.store_event`), then handed to ``on_logged``."""
+        if outcome.event is None:
             return None, None
-        crop = None
-        if event.crop is not None:
-            try:
-                crop = encode_jpeg(event.crop, EVENT_CROP_QUALITY)
-            except FaceGuardError:
-                crop = None
-        access, fault = self._access(event)
-        try:
-            stored = self.library.add_event(
-                event.timestamp, event.kiosk_id, event.person_id, event.similarity,
-                event.decision, crop, event.liveness,
-                access=None if access is None else ("allowed" if access.allowed else "denied"),
-                access_reason=None if access is None else access.reason)
-        except FaceGuardError as error:
-            log.warning("event not logged: %s", error)
-            return None, f"event not logged: {error}"
-        logged = replace(event, event_id=stored.id,
-                         person_name=stored.person_name or event.person_name)
-        if fault is not None:
-            logged = replace(logged, door_reason=f"door fault: {fault}")
-        elif access is not None:
-            logged = self._at_door(logged, access)
-        if logged.attack:
-            score = "unsure" if logged.liveness is None else f"{logged.liveness:.3f}"
-            log.warning("presentation attack suspected at kiosk %s (matched to %s, liveness "
-                        "%s); event %s", logged.kiosk_id, logged.claimed_name or "?", score,
-                        logged.event_id)
-        if self.on_logged is not None:
+        logged, error = store_event(self.library, self.gate, outcome.event)
+        if logged is not None and self.on_logged is not None:
             self.on_logged(logged)
-        return logged, None
-
-    def _access(self, event: KioskEvent) -> tuple[Decision | None, str | None]:
-        """What the access rules say of a recognised, live visit (stored with its event), or
-        why they could not be asked. Unknown faces and suspected attacks never ask: the door
-        stays shut."""
-        if self.gate is None or event.person_id is None or event.attack:
-            return None, None
-        try:
-            return self.gate.decide(event.person_id, event.timestamp, event.direction), None
-        except FaceGuardError as error:
-            log.warning("access rules not read for a visit of person %s: %s", event.person_id,
-                        error)
-            return None, str(error)
-
-    def _at_door(self, event: KioskEvent, decision: Decision) -> KioskEvent:
-        """Carry out the decision at the door: unlock, or "Access denied" with the reason."""
-        assert self.gate is not None and event.person_id is not None
-        try:
-            result = self.gate.act(
-                decision, event.person_id, event.person_name or "", event.timestamp,
-                direction=event.direction, event_id=f"{self.kiosk_id}-{event.event_id}")
-        except FaceGuardError as error:
-            log.warning("door not operated for event %s: %s", event.event_id, error)
-            return replace(event, door_reason=f"door fault: {error}")
-        if not decision.allowed:
-            return replace(event, door="denied", door_reason=decision.reason)
-        if not (result.done or result.queued):
-            log.warning("door did not open for event %s: %s", event.event_id, result.message)
-            return replace(event, door_reason=f"door fault: {result.message}")
-        return replace(event, door="unlocked", door_reason=decision.reason)
+        return logged, error
 
     def close(self) -> None:
         """Release the door (a local relay is de-energised)."""
@@ -388,19 +309,6 @@ def _face_info(face: Face, person_id: int | None = None, name: str | None = None
     marks = tuple((float(x), float(y)) for x, y in face.landmarks)
     return FaceInfo((box[0], box[1], box[2], box[3]), marks, float(face.size), person_id, name,
                     similarity, counted, too_small, liveness, track_id)
-
-
-def load_liveness(policy: LivenessPolicy) -> tuple[LivenessChecker | None, LivenessPolicy]:
-    """The liveness networks for a policy, and the policy that can actually run.
-
-    Off: nothing is loaded. A missing or damaged model is a start-up error in enforce mode
-    (:class:`ModelError` saying so) and a logged warning in observe mode, which then runs
-    without liveness.
-    """
-    checker = checker_for_mode(policy.mode)
-    if checker is None and policy.active:
-        return None, replace(policy, mode="off")
-    return checker, policy
 
 
 def pipeline_for(ctx: AppContext, *, clock: Clock = utc_now) -> KioskPipeline:
