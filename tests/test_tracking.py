@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -17,7 +18,12 @@ from faceguard.core.enrolment import Enroller
 from faceguard.kiosk.demo import AttackDemoSource
 from faceguard.kiosk.demo_source import DEMO_KNOWN_PHOTO, DEMO_STRANGER_PHOTO, DemoShot, DemoSource
 from faceguard.kiosk.pipeline import FrameResult, pipeline_for
-from faceguard.kiosk.tracking import IDLE_DETECT_FRAMES, FaceTracks, MotionGate
+from faceguard.kiosk.tracking import (
+    IDLE_DETECT_FRAMES,
+    TRACK_GAP_FRAMES,
+    FaceTracks,
+    MotionGate,
+)
 from faceguard.paths import resources_dir
 from faceguard.settings import Settings, save_settings
 from faceguard.vision.mtcnn import MtcnnDetector, box_iou
@@ -106,6 +112,9 @@ def test_kiosk_decides_the_same_on_the_demo_with_tracking_on_and_off(kiosk) -> N
         [("known", "Eileen Collins", "IN"), ("unknown", None, None), ("attack", None, None)]
     on, off = decisions(runs["on"]), decisions(runs["off"])
     assert [d[1:] for d in on] == [d[1:] for d in off]
+    doors = {tracking: [(r.event.door, r.event.door_reason) for r in results if r.event]
+             for tracking, results in runs.items()}
+    assert doors["on"] == doors["off"]  # the door did the same for each visit
     assert all(abs(a[0] - b[0]) <= 2 for a, b in zip(on, off, strict=True)), (on, off)
     searches = Counter(r.search for r in runs["on"])
     assert searches["followed"] > 3 * searches["full"], searches
@@ -176,6 +185,46 @@ def test_motion_gate_and_track_association_on_synthetic_frames() -> None:
     first = tracks.associate(detector.detect(frames[0]))
     second = tracks.associate(detector.detect(frames[1]))
     assert len(first) == 1 and second[0] is first[0]  # the same face keeps its track
-    assert tracks.associate([]) == [] and tracks.tracks == []
+    assert tracks.associate([]) == [] and tracks.tracks == [] and tracks.missing == first
     third = tracks.associate(detector.detect(frames[2]))
-    assert third[0].track_id != first[0].track_id  # after a gap it is a new track
+    assert third[0] is first[0] and tracks.missing == []  # taken up again after one frame
+    for _ in range(TRACK_GAP_FRAMES + 1):
+        tracks.associate([])
+    assert tracks.missing == []
+    fourth = tracks.associate(detector.detect(frames[2]))
+    assert fourth[0].track_id != first[0].track_id  # after a longer gap it is a new track
+
+
+def motion_blurred(frame: np.ndarray, length: int = 45) -> np.ndarray:
+    """The frame as a fast sideways move smears it: the detector finds no face in it."""
+    kernel = np.zeros((length, length), np.float32)
+    kernel[length // 2, :] = 1.0 / length
+    return cv2.filter2D(frame, -1, kernel)
+
+
+@pytest.mark.parametrize("tracking", ["on", "off"])
+def test_a_face_missed_for_a_few_frames_keeps_its_track_and_its_visit(
+        kiosk, tracking: str) -> None:  # type: ignore[no-untyped-def]
+    frames = demo_frames()  # she walks in at frame 10 and stays 6 s
+    short = list(frames)
+    short[30:32] = [motion_blurred(frame) for frame in frames[30:32]]
+    results = play(kiosk(tracking=tracking, liveness_mode="off"), short)
+    assert not results[30].faces and not results[31].faces  # two frames the detector misses
+    her = [r for r in results[10:70] if r.faces]
+    assert len({r.faces[0].track_id for r in her}) == 1  # one track through the gap
+    assert all(r.faces[0].name == "Eileen Collins" for r in her[3:])
+    # taken up decided: at most its once-a-second re-check is embedded (a new track would be
+    # embedded on each frame until its votes agree, 3 at least)
+    assert sum(r.embedded for r in results[32:36]) <= 1
+    assert [d[1:] for d in decisions(results)] == \
+        [("known", "Eileen Collins", "IN"), ("unknown", None, None)]
+    # A gap longer than TRACK_GAP_FRAMES ends the track: the face comes back as a new track,
+    # and the decider still counts one visit.
+    long = list(frames)
+    gap = range(30, 31 + TRACK_GAP_FRAMES)
+    long[gap.start:gap.stop] = [motion_blurred(frames[i]) for i in gap]
+    results = play(kiosk(tracking=tracking, liveness_mode="off"), long)
+    assert not any(results[i].faces for i in gap)
+    assert len({r.faces[0].track_id for r in results[10:70] if r.faces}) == 2
+    assert [d[1:] for d in decisions(results)] == \
+        [("known", "Eileen Collins", "IN"), ("unknown", None, None)]

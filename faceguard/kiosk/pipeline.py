@@ -146,10 +146,12 @@ class KioskPipeline:
     def find_faces(self, frame: np.ndarray) -> tuple[list[Face], str]:
         """This frame's faces in the order they count, and how they were found: ``followed``
         (tracks found again near their boxes), ``full`` (the detector) or ``idle`` (an empty,
-        still scene: not searched)."""
+        still scene: not searched). While a track is missing, every frame gets a full
+        detection, which takes it up again when its face is back."""
         tracks = self.tracks.tracks
         policy = self.tracking
-        if tracks and policy.tracking:
+        lost = bool(self.tracks.missing)  # a face was lost: look for it everywhere
+        if tracks and policy.tracking and not lost:
             boxes = [t.face.box for t in tracks]
             # The periodic search for newcomers is skipped while nothing outside the
             # followed faces has changed (still forced every IDLE_DETECT_FRAMES).
@@ -163,7 +165,7 @@ class KioskPipeline:
                     faces = drop_duplicates([face for face in followed if face is not None])
                     return rank_faces(faces, int(frame.shape[1]), int(frame.shape[0])), \
                         "followed"
-        elif not tracks and not self.motion.should_examine(frame):
+        elif not tracks and not lost and not self.motion.should_examine(frame):
             return [], "idle"
         self._since_search = 0
         faces = self.detect(frame)

@@ -11,11 +11,17 @@ or its own votes agree (the other faces). From then on it is no longer embedded;
 names someone else than the track, the people in front of the camera have swapped without the
 box jumping, and the track starts afresh as a new visit (new id, empty fusion and votes).
 
+Short gaps. A face the detector misses on a frame or two (motion blur, a turn of the head)
+keeps its track: a track without a face is *missing* for up to ``TRACK_GAP_FRAMES`` frames
+(counted in frames, like the decider's presentations), and the next full detection that finds a
+face overlapping its last box takes it up again, with its id, fusion, votes and decision (the
+visit goes on; nothing is counted twice). Later it ends.
+
 Tracking (:meth:`FaceEngine.follow`): with it on, a decided or undecided face is found in the
 next frame by R-Net and O-Net around its last box; the full detector (the P-Net pyramid, most
 of a frame's cost) runs every ``detect_interval`` frames to find new faces, and at once when a
-track is lost. With it off, every frame gets a full detection; tracks, fusion and
-once-per-visit work the same.
+track is lost (and on every frame while a track is missing). With it off, every frame gets a
+full detection; tracks, short gaps, fusion and once-per-visit work the same.
 
 Idle. :class:`MotionGate` compares a small grey copy of each frame (64x48) with the copy of the
 last frame the detector examined. With no track and no change, the detector is skipped; it
@@ -44,6 +50,7 @@ MOTION_SIZE = (64, 48)  # the motion gate's grey thumbnail (width, height)
 MOTION_LEVEL = 12  # grey levels a thumbnail pixel must change by to count as moved
 IDLE_DETECT_FRAMES = 30  # an idle scene is still searched this often (2 s at 15 fps)
 FACE_MARGIN = 0.25  # share of a face box added on each side when its motion is ignored
+TRACK_GAP_FRAMES = 4  # frames a track may go without its face and still be taken up again
 
 
 @dataclass(frozen=True)
@@ -87,6 +94,7 @@ class Track:
     decided: bool = False
     checked_at: datetime | None = None  # when it was last embedded
     crop: np.ndarray | None = field(default=None, repr=False)
+    missed: int = 0  # frames in a row without its face (0: seen on the last frame)
     fused_sum: np.ndarray | None = field(default=None, repr=False)
     fused_frames: int = 0
     votes: deque[int] = field(default_factory=deque)
@@ -132,11 +140,14 @@ class Track:
 
 
 class FaceTracks:
-    """The tracks in view; :meth:`associate` hands each new face its track."""
+    """The tracks in view and the missing ones; :meth:`associate` hands each new face its
+    track."""
 
-    def __init__(self, votes_window: int = 5) -> None:
+    def __init__(self, votes_window: int = 5, gap_frames: int = TRACK_GAP_FRAMES) -> None:
         self.votes_window = votes_window
-        self.tracks: list[Track] = []
+        self.gap_frames = gap_frames
+        self.tracks: list[Track] = []  # with a face on the last frame, in that frame's order
+        self.missing: list[Track] = []  # without one for 1..gap_frames frames
         self._next_id = 1
 
     def new_id(self) -> int:
@@ -144,37 +155,43 @@ class FaceTracks:
         return self._next_id - 1
 
     def associate(self, faces: list[Face]) -> list[Track]:
-        """The track of each face (same order): the previous frame's face it overlaps most
-        (greedy, at least :data:`TRACK_MATCH_IOU`), or a new track. Tracks with no face in
-        this frame end."""
-        pairs = sorted(((box_iou(face.box, track.face.box), fi, ti)
+        """The track of each face (same order): the track whose last face it overlaps most
+        (greedy, at least :data:`TRACK_MATCH_IOU`), seen on the last frame or missing for a
+        few, or a new track. A track with no face in this frame goes missing, and ends after
+        ``gap_frames`` such frames."""
+        known = self.tracks + self.missing
+        pairs = sorted(((box_iou(face.box, track.face.box), track.missed == 0, fi, ti)
                         for fi, face in enumerate(faces)
-                        for ti, track in enumerate(self.tracks)), reverse=True)
+                        for ti, track in enumerate(known)), reverse=True)
         owner: dict[int, Track] = {}
         used: set[int] = set()
-        for overlap, fi, ti in pairs:
+        for overlap, _, fi, ti in pairs:
             if overlap < TRACK_MATCH_IOU:
                 break
             if fi in owner or ti in used:
                 continue
-            owner[fi] = self.tracks[ti]
+            owner[fi] = known[ti]
             used.add(ti)
         result = []
         for fi, face in enumerate(faces):
             track = owner.get(fi) or Track(self.new_id(), face, self.votes_window)
-            track.face = face
+            track.face, track.missed = face, 0
             result.append(track)
+        missing = [track for ti, track in enumerate(known) if ti not in used]
+        for track in missing:
+            track.missed += 1
         self.tracks = result
+        self.missing = [track for track in missing if track.missed <= self.gap_frames]
         return result
 
     def forget_person(self, person_id: int) -> None:
         """Tracks recognised as a removed or renamed person are judged afresh."""
-        for track in self.tracks:
+        for track in self.tracks + self.missing:
             if track.person_id == person_id:
                 track.restart(self.new_id())
 
     def clear(self) -> None:
-        self.tracks = []
+        self.tracks, self.missing = [], []
 
 
 def drop_duplicates(faces: list[Face]) -> list[Face]:
