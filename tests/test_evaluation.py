@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from faceguard.evaluation.gallery import evaluate_gallery
-from faceguard.evaluation.lfw import DatasetError, load_subset, select_pairs
+from faceguard.evaluation.lfw_pairs import DatasetError, load_subset, select_pairs
 from faceguard.evaluation.metrics import (
     ImpostorScores,
     Pair,

@@ -11,13 +11,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from faceguard.training.finetune_views import (  # noqa: E402
+from faceguard.training.model import ConvBN, LiteMobileFaceNet  # noqa: E402
+from faceguard.training.onnx_student import (  # noqa: E402
     calibrate_batchnorm,
     procrustes,
     rotate_output,
     student_from_onnx,
 )
-from faceguard.training.model import ConvBN, LiteMobileFaceNet  # noqa: E402
 from faceguard.training.teacher_views import view_order  # noqa: E402
 from faceguard.vision.onnx_model import default_model_path  # noqa: E402
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceguard.training.teacher import DlibTeacher, l2_normalise, median_box, read_rgb
+from faceguard.training.dlib_teacher import DlibTeacher, l2_normalise, median_box
+from faceguard.training.teacher import read_rgb
 
 DEMO_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "demo"
 

@@ -13,6 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from faceguard.training import distill  # noqa: E402
+from faceguard.training.checkpoints import (  # noqa: E402
+    build_model_from_checkpoint,
+    load_checkpoint,
+)
+from faceguard.training.distill_data import centre_targets, load_data, split_indices  # noqa: E402
 from faceguard.training.model import (  # noqa: E402
     ECA,
     Bottleneck,
@@ -21,6 +26,7 @@ from faceguard.training.model import (  # noqa: E402
     count_parameters,
     eca_kernel_size,
 )
+from faceguard.training.student_input import DeviceAugment, normalise_uint8  # noqa: E402
 
 TRAINING_DIR = Path(distill.__file__).parent
 N_FACES = 48
@@ -105,11 +111,25 @@ def test_count_mult_adds_counts_a_single_conv() -> None:
     assert count_mult_adds(conv) == 96 * 96 * 8 * 3 * 9
 
 
+def _training_imports(tree: ast.Module) -> set[str]:
+    """File names of the faceguard.training modules a module imports."""
+    return {f"{node.module.rsplit('.', 1)[1]}.py" for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+            and node.module.startswith("faceguard.training.")}
+
+
 def test_training_modules_import_only_light_dependencies() -> None:
     allowed = set(sys.stdlib_module_names) | {"numpy", "torch", "faceguard"}
     lazy_ok = allowed | {"tqdm", "cv2", "torchvision", "PIL"}
-    for name in ("distill.py", "model.py"):
+    # distill.py and every training module it needs: it runs from a bare checkout.
+    todo, seen = ["distill.py"], set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
         tree = ast.parse((TRAINING_DIR / name).read_text())
+        todo += _training_imports(tree)
         top = {id(node) for node in tree.body}
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -119,19 +139,20 @@ def test_training_modules_import_only_light_dependencies() -> None:
             else:
                 continue
             assert roots <= (allowed if id(node) in top else lazy_ok), (name, roots)
+    assert {"model.py", "distill_data.py", "checkpoints.py"} <= seen
 
 
 # ----------------------------------------------------------------------------- data side
 
 
 def test_split_and_centring() -> None:
-    tr, va = distill.split_indices(100, seed=3)
-    tr2, va2 = distill.split_indices(100, seed=3)
+    tr, va = split_indices(100, seed=3)
+    tr2, va2 = split_indices(100, seed=3)
     assert len(va) == 2 and np.array_equal(va, va2) and np.array_equal(tr, tr2)
     assert not set(tr) & set(va)
     rng = np.random.default_rng(0)
     raw = rng.normal(size=(100, 16)) + 5.0
-    tc, mc, mean = distill.centre_targets(raw, raw[:, ::-1].copy(), tr)
+    tc, mc, mean = centre_targets(raw, raw[:, ::-1].copy(), tr)
     assert np.allclose(np.linalg.norm(tc, axis=1), 1.0, atol=1e-5)
     assert mc is not None
     # Centred targets no longer share the large common direction of the raw ones.
@@ -142,13 +163,13 @@ def test_split_and_centring() -> None:
 
 def test_augment_identity_and_mirror_are_exact() -> None:
     x = torch.randint(0, 256, (6, 96, 96, 3), dtype=torch.uint8)
-    aug = distill.DeviceAugment(max_scale=0, max_shift_px=0, max_rotation_deg=0,
-                                brightness=0, contrast=(1, 1), blur_p=0, grey_p=0)
+    aug = DeviceAugment(max_scale=0, max_shift_px=0, max_rotation_deg=0,
+                        brightness=0, contrast=(1, 1), blur_p=0, grey_p=0)
     y, flip = aug(x, torch.Generator().manual_seed(0))
-    ref = distill.normalise_uint8(x)
+    ref = normalise_uint8(x)
     ref = torch.where(flip.view(-1, 1, 1, 1), ref.flip(-1), ref)
     assert torch.allclose(y, ref, atol=1e-4)
-    y, _ = distill.DeviceAugment()(x, torch.Generator().manual_seed(1))
+    y, _ = DeviceAugment()(x, torch.Generator().manual_seed(1))
     assert y.shape == (6, 3, 96, 96) and y.abs().max() <= 127.5 / 128 + 1e-6
 
 
@@ -163,7 +184,7 @@ def test_jpeg_pack_round_trip_and_loading(tmp_path: Path) -> None:
     assert offsets.shape == (5,) and offsets[-1] == data.size
     np.savez(tmp_path / "crops_jpg.npz", data=data, offsets=offsets)
     np.save(tmp_path / "targets.npy", np.ones((4, 128), np.float32))
-    loaded = distill.load_data(tmp_path, workers=2)
+    loaded = load_data(tmp_path, workers=2)
     assert loaded.crops.shape == (4, 96, 96, 3) and loaded.targets_mirrored is None
     assert np.abs(loaded.crops.astype(int) - crops).mean() < 3.0
 
@@ -181,7 +202,7 @@ def test_distill_writes_checkpoints_and_resumes(
     assert {"train_loss", "val_cos", "val_cos_flip", "images_per_s", "elapsed_s"} <= set(
         history[0]
     )
-    ckpt = distill.load_checkpoint(one_epoch_run / "last.pt")
+    ckpt = load_checkpoint(one_epoch_run / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["target_mean"].shape == (128,)
     assert ckpt["data_rows"] == N_FACES - 1  # one row marked invalid
 
@@ -201,10 +222,10 @@ def test_budget_stop_then_resume_equals_an_uninterrupted_run(
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert distill.main(_args(data_dir, straight, "--epochs", "2")) == 0
     assert distill.main(_args(data_dir, split, "--epochs", "2", "--budget-minutes", "1e-6")) == 0
-    assert distill.load_checkpoint(split / "last.pt")["epoch"] == 1
+    assert load_checkpoint(split / "last.pt")["epoch"] == 1
     assert distill.main(_args(data_dir, split, "--epochs", "2")) == 0
-    a = distill.load_checkpoint(straight / "last.pt")["model"]
-    b = distill.load_checkpoint(split / "last.pt")["model"]
+    a = load_checkpoint(straight / "last.pt")["model"]
+    b = load_checkpoint(split / "last.pt")["model"]
     for key in a:
         assert torch.equal(a[key], b[key]), key
 
@@ -219,7 +240,7 @@ def test_export_matches_pytorch(one_epoch_run: Path, tmp_path: Path) -> None:
 
     out = tmp_path / "lite.onnx"
     assert export.main(["--checkpoint", str(one_epoch_run), "--out", str(out)]) == 0
-    model = distill.build_model_from_checkpoint(distill.load_checkpoint(one_epoch_run / "best.pt"))
+    model = build_model_from_checkpoint(load_checkpoint(one_epoch_run / "best.pt"))
     assert export.verify_onnx(model, out, batch_sizes=(1, 7)) < 1e-4
     session = export._session(out)
     (inp,), (outp,) = session.get_inputs(), session.get_outputs()
@@ -232,7 +253,7 @@ def test_fit_budget_shortens_the_schedule(data_dir: Path, tmp_path: Path) -> Non
     out = tmp_path / "fit"
     extra = ("--epochs", "5", "--budget-minutes", "1e-6", "--fit-budget")
     assert distill.main(_args(data_dir, out, *extra)) == 0
-    ckpt = distill.load_checkpoint(out / "last.pt")
+    ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 1
     # The cosine schedule was re-planned to end with the one epoch that fits.
     plan = ckpt["scheduler"]["lr_lambdas"][0]

@@ -14,29 +14,24 @@ from faceguard.console import CommandError, Progress
 from faceguard.core.context import AppContext, embedder_location
 from faceguard.errors import FaceGuardError
 from faceguard.evaluation.gallery import DEFAULT_SEED, evaluate_lfw_gallery, gallery_rules
-from faceguard.evaluation.lfw import (
+from faceguard.evaluation.lfw import evaluate_lfw
+from faceguard.evaluation.lfw_embeddings import embed_subset
+from faceguard.evaluation.lfw_pairs import TIMING_IMAGES, LfwSubset, load_subset, sample_images
+from faceguard.evaluation.lfw_pipelines import (
     FALLBACK_SAMPLE,
     LFW_MIN_FACE,
     LFW_PICK,
     SFACE_MODEL_ID,
     TEACHER_MODEL_ID,
-    TEACHER_NAMES,
-    TIMING_IMAGES,
-    LfwSubset,
     SFaceEmbed,
     TeacherEmbed,
-    VerificationScores,
-    embed_subset,
     engine_embed_fn,
-    evaluate_lfw,
-    format_report,
-    load_subset,
-    report_json,
-    sample_images,
     time_engine,
     time_sface,
     time_teacher,
 )
+from faceguard.evaluation.lfw_report import TEACHER_NAMES, format_report, report_json
+from faceguard.evaluation.lfw_scores import VerificationScores
 from faceguard.evaluation.open_set import (
     EQUAL_STRANGERS,
     RuleRow,
@@ -126,7 +121,7 @@ def _teacher_scores(args: argparse.Namespace, subset: LfwSubset, reporter: _Repo
     if args.teacher == "sface":
         return _sface_scores(args, subset, reporter)
     try:
-        from faceguard.training.teacher import DlibTeacher
+        from faceguard.training.dlib_teacher import DlibTeacher
 
         teacher = DlibTeacher()
     except ImportError as error:

@@ -18,15 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from faceguard.evaluation.lfw import (
+from faceguard.evaluation.lfw_embeddings import (
     EmbedFn,
     NoteFn,
     ProgressFn,
     embed_subset,
-    load_subset,
     no_note,
     no_progress,
 )
+from faceguard.evaluation.lfw_pairs import load_subset
 from faceguard.evaluation.open_set import RuleRow, gallery_rules_table
 from faceguard.library.matcher import Matcher
 from faceguard.library.template_index import DEFAULT_FUSION, Fusion

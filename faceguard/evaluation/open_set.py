@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from faceguard.errors import FaceGuardError, ImageError
-from faceguard.evaluation.lfw import EmbedFn, ProgressFn, no_progress
+from faceguard.evaluation.lfw_embeddings import EmbedFn, ProgressFn, no_progress
 from faceguard.library.matcher import Matcher
 
 RULES = ("max", "max_mean", "cohort")

@@ -34,21 +34,20 @@ One-shot GPU runs: ``--budget-minutes M --fit-budget`` times the first epochs an
 the cosine schedule still ends near 0. Suggested on an H200 for ~23k faces (not measured
 there): ``--batch-size 512 --lr 0.2 --warmup-epochs 2 --epochs 300 --budget-minutes 7.5
 --fit-budget --workers 16 --out $OUT/ckpt``.
+
+This module is the training loop and its command line; the data directory is read in
+:mod:`~faceguard.training.distill_data`, the input and augmentation are
+:mod:`~faceguard.training.student_input`, the loss and schedule
+:mod:`~faceguard.training.optimisation`, the checkpoints :mod:`~faceguard.training.checkpoints`.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
-import itertools
-import json
-import math
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +56,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from faceguard.training.model import INPUT_SIZE, LiteMobileFaceNet
-
-CHECKPOINT_FORMAT = 1
-
-
-class DataError(ValueError):
-    """The data directory does not follow the contract."""
+from faceguard.training.checkpoints import (
+    load_checkpoint,
+    model_record,
+    save_best_checkpoint,
+    save_checkpoint,
+    save_json,
+)
+from faceguard.training.distill_data import (
+    DataError,
+    apply_centre,
+    centre_targets,
+    load_data,
+    split_indices,
+)
+from faceguard.training.model import LiteMobileFaceNet
+from faceguard.training.optimisation import WarmupCosine, distill_loss, param_groups
+from faceguard.training.student_input import DeviceAugment, normalise_uint8
 
 
 def _load_tqdm() -> Any:
@@ -72,308 +81,6 @@ def _load_tqdm() -> Any:
     except ImportError:
         return None
     return tqdm
-
-
-# ----------------------------------------------------------------------------- data
-
-
-def _jpeg_decoder() -> Callable[[np.ndarray], np.ndarray]:
-    """Return a function decoding JPEG bytes (uint8 1-D) to uint8 (H, W, 3) RGB."""
-    try:
-        import cv2
-
-        def decode_cv2(buf: np.ndarray) -> np.ndarray:
-            img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
-            if img is None:
-                raise DataError("a JPEG in crops_jpg.npz does not decode")
-            return np.asarray(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
-
-        return decode_cv2
-    except ImportError:
-        pass
-    try:
-        from torchvision.io import ImageReadMode, decode_jpeg
-
-        def decode_tv(buf: np.ndarray) -> np.ndarray:
-            img = decode_jpeg(torch.from_numpy(buf.copy()), mode=ImageReadMode.RGB)
-            return img.permute(1, 2, 0).contiguous().numpy()
-
-        return decode_tv
-    except ImportError:
-        pass
-    try:
-        from PIL import Image
-
-        def decode_pil(buf: np.ndarray) -> np.ndarray:
-            with Image.open(io.BytesIO(buf.tobytes())) as im:
-                return np.asarray(im.convert("RGB"))
-
-        return decode_pil
-    except ImportError:
-        pass
-    raise DataError("crops_jpg.npz needs cv2, torchvision or PIL to decode; none is installed")
-
-
-def decode_jpeg_crops(data: np.ndarray, offsets: np.ndarray, workers: int = 4) -> np.ndarray:
-    """Decode concatenated JPEGs (see faceguard.training.packing) to uint8 (N, H, W, 3)."""
-    n = len(offsets) - 1
-    if n <= 0:
-        raise DataError("crops_jpg.npz holds no images")
-    if offsets[0] != 0 or offsets[-1] != data.size or np.any(np.diff(offsets) <= 0):
-        raise DataError("crops_jpg.npz: offsets do not cut data into non-empty pieces")
-    decode = _jpeg_decoder()
-    first = decode(data[offsets[0] : offsets[1]])
-    out = np.empty((n, *first.shape), dtype=np.uint8)
-    out[0] = first
-
-    def work(lo: int, hi: int) -> None:
-        for i in range(lo, hi):
-            img = decode(data[offsets[i] : offsets[i + 1]])
-            if img.shape != first.shape:
-                raise DataError(f"crops_jpg.npz: image {i} is {img.shape}, not {first.shape}")
-            out[i] = img
-
-    workers = max(1, workers)
-    bounds = np.linspace(1, n, workers + 1).astype(int)
-    with ThreadPoolExecutor(workers) as pool:
-        for f in [pool.submit(work, int(a), int(b)) for a, b in itertools.pairwise(bounds)]:
-            f.result()
-    return out
-
-
-@dataclass
-class FaceData:
-    """Crops and raw teacher targets of the usable rows."""
-
-    crops: np.ndarray  # uint8 (N, 96, 96, 3) RGB
-    targets: np.ndarray  # float32 (N, D)
-    targets_mirrored: np.ndarray | None  # float32 (N, D) or None
-
-
-def load_crops(data_dir: Path, workers: int = 4) -> np.ndarray:
-    """uint8 (N, 96, 96, 3) RGB crops from crops.npy (memory-mapped) or crops_jpg.npz."""
-    crops: np.ndarray
-    if (data_dir / "crops.npy").exists():
-        crops = np.load(data_dir / "crops.npy", mmap_mode="r")
-    elif (data_dir / "crops_jpg.npz").exists():
-        with np.load(data_dir / "crops_jpg.npz") as z:
-            crops = decode_jpeg_crops(
-                np.ascontiguousarray(z["data"], dtype=np.uint8),
-                np.asarray(z["offsets"], dtype=np.int64),
-                workers,
-            )
-    else:
-        raise DataError(f"{data_dir} has neither crops.npy nor crops_jpg.npz")
-    if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (
-        INPUT_SIZE,
-        INPUT_SIZE,
-        3,
-    ):
-        raise DataError(f"crops must be uint8 (N, 96, 96, 3), got {crops.dtype} {crops.shape}")
-    return crops
-
-
-def load_data(data_dir: Path, workers: int = 4) -> FaceData:
-    """Load and check a data directory; keep valid rows with finite, non-zero targets."""
-    crops = load_crops(data_dir, workers)
-    n = crops.shape[0]
-    if not (data_dir / "targets.npy").exists():
-        raise DataError(f"{data_dir} has no targets.npy")
-    targets = np.load(data_dir / "targets.npy")
-    mirrored_path = data_dir / "targets_mirrored.npy"
-    mirrored = np.load(mirrored_path) if mirrored_path.exists() else None
-    for name, arr in (("targets", targets), ("targets_mirrored", mirrored)):
-        if arr is not None and (arr.ndim != 2 or arr.shape[0] != n):
-            raise DataError(f"{name}.npy must be (N={n}, D), got {arr.shape}")
-    if mirrored is not None and mirrored.shape != targets.shape:
-        raise DataError("targets.npy and targets_mirrored.npy differ in shape")
-    keep = np.ones(n, dtype=bool)
-    if (data_dir / "valid.npy").exists():
-        valid = np.load(data_dir / "valid.npy")
-        if valid.shape != (n,):
-            raise DataError(f"valid.npy must be (N={n},), got {valid.shape}")
-        keep &= valid.astype(bool)
-    for arr in (targets, mirrored):
-        if arr is not None:
-            a = arr.astype(np.float32)
-            keep &= np.isfinite(a).all(axis=1) & (np.linalg.norm(a, axis=1) > 1e-6)
-    if keep.sum() < 2:
-        raise DataError(f"only {int(keep.sum())} usable rows in {data_dir}")
-    idx = np.flatnonzero(keep)
-    return FaceData(
-        crops=np.ascontiguousarray(crops[idx]),
-        targets=targets[idx].astype(np.float32),
-        targets_mirrored=None if mirrored is None else mirrored[idx].astype(np.float32),
-    )
-
-
-def split_indices(n: int, seed: int, fraction: float = 0.02) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic (train, held-out) row indices; at least one held-out row."""
-    perm = np.random.default_rng(seed).permutation(n)
-    n_val = min(n - 1, max(1, round(n * fraction)))
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
-def _l2n(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-def centre_targets(
-    targets: np.ndarray, mirrored: np.ndarray | None, train_idx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Normalise, subtract the training split's mean normalised target, renormalise."""
-    t = _l2n(targets.astype(np.float64))
-    pool = t[train_idx]
-    if mirrored is not None:
-        pool = np.concatenate([pool, _l2n(mirrored[train_idx].astype(np.float64))])
-    mean = pool.mean(axis=0).astype(np.float32)
-    return apply_centre(targets, mean), apply_centre(mirrored, mean), mean
-
-
-def apply_centre(targets: np.ndarray | None, mean: np.ndarray) -> Any:
-    """normalise(normalise(targets) - mean) as float32 (None stays None)."""
-    if targets is None:
-        return None
-    t = _l2n(targets.astype(np.float64))
-    return _l2n(t - mean.astype(np.float64)).astype(np.float32)
-
-
-# ----------------------------------------------------------------------------- augmentation
-
-
-class DeviceAugment:
-    """Batch augmentation with torch ops on the data's device (uint8 NHWC in, NCHW out)."""
-
-    def __init__(
-        self,
-        mirror: bool = True,
-        max_scale: float = 0.05,
-        max_shift_px: float = 3.0,
-        max_rotation_deg: float = 5.0,
-        brightness: float = 20.0,
-        contrast: tuple[float, float] = (0.8, 1.2),
-        blur_p: float = 0.1,
-        blur_sigma: tuple[float, float] = (0.5, 1.1),
-        grey_p: float = 0.1,
-    ) -> None:
-        self.mirror = mirror
-        self.max_scale = max_scale
-        self.max_shift_px = max_shift_px
-        self.max_rotation = math.radians(max_rotation_deg)
-        self.brightness = brightness
-        self.contrast = contrast
-        self.blur_p = blur_p
-        self.blur_sigma = blur_sigma
-        self.grey_p = grey_p
-
-    def __call__(
-        self, x_u8: torch.Tensor, gen: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (normalised float32 (B, 3, H, W) channels_last, mirrored mask (B,))."""
-        b, h, w, _ = x_u8.shape
-        dev = x_u8.device
-
-        def uni(*shape: int, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
-            return torch.rand(*shape, device=dev, generator=gen) * (hi - lo) + lo
-
-        x = x_u8.permute(0, 3, 1, 2).float()
-        if self.mirror:
-            flip = torch.rand(b, device=dev, generator=gen) < 0.5
-        else:
-            flip = torch.zeros(b, dtype=torch.bool, device=dev)
-        # Affine (mirror folded in): input coords = R(angle) / scale @ diag(fx, 1) @ out + t.
-        scale = 1.0 + uni(b) * self.max_scale
-        angle = uni(b) * self.max_rotation
-        shift = uni(b, 2) * self.max_shift_px
-        fx = 1.0 - 2.0 * flip.float()
-        cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-        theta = torch.stack(
-            [
-                torch.stack([cos * fx, -sin, shift[:, 0] * 2.0 / w], dim=1),
-                torch.stack([sin * fx, cos, shift[:, 1] * 2.0 / h], dim=1),
-            ],
-            dim=1,
-        )
-        grid = F.affine_grid(theta, [b, 3, h, w], align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-        # Contrast about the image mean, then brightness.
-        lo, hi = self.contrast
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        x = (x - mean) * uni(b, 1, 1, 1, lo=lo, hi=hi) + mean
-        x = x + uni(b, 1, 1, 1) * self.brightness
-        # Occasional greyscale.
-        grey = (x[:, 0:1] * 0.299 + x[:, 1:2] * 0.587 + x[:, 2:3] * 0.114).expand(-1, 3, -1, -1)
-        x = torch.where((torch.rand(b, device=dev, generator=gen) < self.grey_p)
-                        .view(b, 1, 1, 1), grey, x)
-        # Occasional slight Gaussian blur: per-image separable 5-tap kernel (delta if unused).
-        if self.blur_p > 0:
-            x = self._blur(x, gen)
-        x = ((x.clamp(0.0, 255.0) - 127.5) / 128.0).contiguous(memory_format=torch.channels_last)
-        return x, flip
-
-    def _blur(self, x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-        b, c, h, w = x.shape
-        dev = x.device
-        use = torch.rand(b, device=dev, generator=gen) < self.blur_p
-        lo, hi = self.blur_sigma
-        sigma = torch.rand(b, device=dev, generator=gen) * (hi - lo) + lo
-        taps = torch.arange(-2, 3, device=dev, dtype=x.dtype)
-        k = torch.exp(-(taps[None, :] ** 2) / (2.0 * sigma[:, None] ** 2))
-        k = k / k.sum(dim=1, keepdim=True)
-        delta = (taps == 0).to(x.dtype).expand(b, -1)
-        k = torch.where(use[:, None], k, delta).repeat_interleave(c, dim=0)  # (b*c, 5)
-        y = F.pad(x.reshape(1, b * c, h, w), (2, 2, 2, 2), mode="replicate")
-        y = F.conv2d(y, k.view(b * c, 1, 5, 1), groups=b * c)
-        y = F.conv2d(y, k.view(b * c, 1, 1, 5), groups=b * c)
-        return y.view(b, c, h, w)
-
-
-def normalise_uint8(x_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 NHWC RGB -> float32 NCHW (x - 127.5) / 128, channels_last (the model's input)."""
-    x = (x_u8.permute(0, 3, 1, 2).float() - 127.5) / 128.0
-    return x.contiguous(memory_format=torch.channels_last)
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def distill_loss(
-    student: torch.Tensor, target: torch.Tensor, relation_weight: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(1 - cos) + relation_weight * MSE of cosine-similarity matrices; also mean cosine."""
-    s = F.normalize(student.float(), dim=1)
-    cos = (s * target).sum(dim=1)
-    loss = (1.0 - cos).mean()
-    if relation_weight > 0:
-        loss = loss + relation_weight * F.mse_loss(s @ s.T, target @ target.T)
-    return loss, cos.mean()
-
-
-class WarmupCosine:
-    """LR factor: linear warm-up over ``warmup_steps``, then cosine decay to ``final``."""
-
-    def __init__(self, warmup_steps: int, total_steps: int, final: float = 0.0) -> None:
-        self.warmup_steps = int(warmup_steps)
-        self.total_steps = int(total_steps)
-        self.final = float(final)
-
-    def __call__(self, step: int) -> float:
-        """Factor for the optimiser step ``step`` (0-based)."""
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        span = max(1, self.total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / span)
-        return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Weight decay on conv/linear weights only (not on BN, PReLU or biases)."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
 
 
 @torch.no_grad()
@@ -401,42 +108,6 @@ def evaluate(
     model.train(was_training)
     n = max(1, crops.shape[0])
     return {"val_cos": cos_sum / n, "val_cos_flip": cos_flip_sum / n}
-
-
-def _atomic_write_bytes(path: Path, write: Callable[[Any], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file, then rename over ``path``."""
-    _atomic_write_bytes(path, lambda f: torch.save(obj, f))
-
-
-def save_json(obj: Any, path: Path) -> None:
-    """Write JSON atomically."""
-    _atomic_write_bytes(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
-
-
-def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by this script (tensors and plain Python values only)."""
-    ckpt: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
-    if ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a distill checkpoint (format {ckpt.get('format')})")
-    return ckpt
-
-
-def build_model_from_checkpoint(ckpt: dict[str, Any]) -> LiteMobileFaceNet:
-    """Rebuild the model a checkpoint describes and load its weights (on CPU)."""
-    cfg = ckpt["model_config"]
-    model = LiteMobileFaceNet(cfg["embedding_size"], cfg["repeats"])
-    model.load_state_dict({k: v.cpu() for k, v in ckpt["model"].items()})
-    return model
-
 
 def _pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -567,10 +238,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
     def checkpoint(epoch: int, train_s: float) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT,
-            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "model_config": {"embedding_size": model.embedding_size,
-                             "repeats": list(model.repeats)},
+            **model_record(model),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
             "epoch": epoch,
@@ -666,8 +334,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         ckpt = checkpoint(epoch, prior_train_s)
         save_checkpoint(ckpt, last_path)
         if improved:
-            save_checkpoint({k: v for k, v in ckpt.items() if k not in ("optimizer", "scheduler")},
-                            best_path)
+            save_best_checkpoint(ckpt, best_path)
         save_json(history, out_dir / "history.json")
         if stop:
             break

@@ -25,12 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from faceguard.training.distill import (
-    DataError,
-    build_model_from_checkpoint,
-    load_checkpoint,
-    load_crops,
-)
+from faceguard.training.checkpoints import build_model_from_checkpoint, load_checkpoint
+from faceguard.training.distill_data import DataError, load_crops
 from faceguard.training.model import INPUT_SIZE
 from faceguard.vision.onnx_model import file_sha256
 

@@ -1,7 +1,7 @@
 """Pack aligned face crops as concatenated JPEG bytes (``crops_jpg.npz``) for small transfers.
 
-Layout read by :mod:`faceguard.training.distill`: ``data`` is a 1-D uint8 array of all JPEG
-files back to back, ``offsets`` an int64 array of N + 1 byte offsets (image i is
+Layout read by :mod:`faceguard.training.distill_data`: ``data`` is a 1-D uint8 array of all
+JPEG files back to back, ``offsets`` an int64 array of N + 1 byte offsets (image i is
 ``data[offsets[i]:offsets[i + 1]]``).
 
 Sizes measured on 500 UTKFace faces cut to 96x96 (cv2 defaults): quality 75 -> 2.0 KB a face

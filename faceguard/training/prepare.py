@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from faceguard.errors import ImageError
 from faceguard.paths import train_cache_dir
+from faceguard.training.atomic_files import save_npz_atomically
 from faceguard.vision.alignment import CROP_SIZE, align_face
 from faceguard.vision.image_io import load_image
 from faceguard.vision.mtcnn import MtcnnDetector
@@ -39,12 +39,6 @@ def largest_face_crop(detector: MtcnnDetector, image: np.ndarray) -> np.ndarray 
     """Aligned crop of the largest face, or None."""
     faces = detector.detect(image)
     return align_face(image, faces[0].landmarks) if faces else None
-
-
-def _save_atomic(path: Path, **arrays: np.ndarray) -> None:
-    temporary = path.with_suffix(".tmp.npz")
-    np.savez(temporary, **arrays)  # type: ignore[arg-type]
-    os.replace(temporary, path)
 
 
 def prepare(dataset: Path, out: Path, limit: int | None = None) -> dict[str, object]:
@@ -69,7 +63,7 @@ def prepare(dataset: Path, out: Path, limit: int | None = None) -> dict[str, obj
                 crop = None
             if crop is not None:
                 crops[index], found[index] = crop, True
-        _save_atomic(shard, crops=crops, found=found)
+        save_npz_atomically(shard, crops=crops, found=found)
         done = min(first + SHARD_SIZE, len(names))
         rate = done / max(time.perf_counter() - started, 1e-9)
         print(f"{done}/{len(names)} images, {rate:.1f}/s (this run)", flush=True)

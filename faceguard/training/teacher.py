@@ -1,9 +1,7 @@
-"""Distillation teacher: dlib's ResNet face descriptor, and a resumable cache of its vectors.
+"""Distillation teacher: a resumable cache of dlib's ResNet vectors of every UTKFace image.
 
-The teacher is dlib's HOG frontal face detector, its 5-point shape predictor and its ResNet
-descriptor (``dlib_face_recognition_resnet_model_v1.dat``), with the model files taken from
-the ``face_recognition_models`` package. The 68-point predictor is never used (its licence
-does not allow products).
+The teacher itself (HOG detector, 5-point landmarks, ResNet descriptor) is
+:class:`~faceguard.training.dlib_teacher.DlibTeacher`.
 
 Build the UTKFace cache (resumable; finished shards are skipped on restart)::
 
@@ -14,37 +12,38 @@ Outputs in DIR: ``names.txt``, ``fallback_box.json``, ``shards/shard_NNNNN.npz``
 every shard is done, ``utk_teacher.npy`` (N, 128 float32, raw dlib vectors),
 ``utk_teacher_mirrored.npy``, ``utk_from_hog.npy``, ``utk_ok.npy``, ``utk_boxes.npy`` and
 ``meta.json``.
+
+The cache's files are written by :mod:`faceguard.training.teacher_shards`; this module runs
+the job in worker processes and holds its command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from faceguard.paths import train_cache_dir
+from faceguard.training.atomic_files import write_text_atomically
+from faceguard.training.dlib_teacher import DESCRIPTOR_DIM, DlibTeacher, absolute_box, median_box
+from faceguard.training.teacher_shards import (
+    TaskResult,
+    assemble_cache,
+    save_shard,
+    shard_done,
+    write_names,
+)
 
-Box = tuple[int, int, int, int]
-"""A face box (left, top, right, bottom) in dlib's convention (right/bottom inclusive)."""
-
-DESCRIPTOR_DIM = 128
-CHIP_SIZE = 150
-CHIP_PADDING = 0.25
-HOG_UPSAMPLE = 1
 SHARD_SIZE = 500
 FALLBACK_SAMPLE = 500
 TASK_SIZE = 20
-PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"
-DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 THREAD_ENV_VARS = (
     "OMP_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
@@ -52,130 +51,6 @@ THREAD_ENV_VARS = (
     "NUMEXPR_NUM_THREADS",
     "VECLIB_MAXIMUM_THREADS",
 )
-
-
-def dlib_models_dir() -> Path:
-    """The ``models`` folder of the installed ``face_recognition_models`` package.
-
-    The package is located without importing it (its ``__init__`` needs pkg_resources).
-    """
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(
-            "The face_recognition_models package is not installed (pip install "
-            "face_recognition_models)."
-        )
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
-
-
-def l2_normalise(vector: np.ndarray) -> np.ndarray:
-    """The vector scaled to unit length, as float32."""
-    vector = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    if norm == 0.0:
-        return vector.copy()
-    return (vector / norm).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class TeacherResult:
-    """dlib's descriptors for one face: raw vectors as dlib returns them."""
-
-    vector: np.ndarray
-    """float32 (128,), descriptor of the aligned 150x150 chip."""
-    vector_mirrored: np.ndarray
-    """float32 (128,), descriptor of the horizontally mirrored chip."""
-    box: Box
-    """The face box used for the landmarks (left, top, right, bottom)."""
-    from_hog: bool
-    """True when HOG found the face, False when the fallback box was used."""
-
-
-class DlibTeacher:
-    """dlib HOG detector + 5-point landmarks + ResNet descriptor (original and mirrored)."""
-
-    def __init__(self, models_dir: Path | None = None) -> None:
-        """Load the three dlib models (dlib is imported here, not at module import)."""
-        import dlib
-
-        folder = models_dir if models_dir is not None else dlib_models_dir()
-        predictor_path = folder / PREDICTOR_FILE
-        descriptor_path = folder / DESCRIPTOR_FILE
-        for path in (predictor_path, descriptor_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"dlib model file not found: {path}")
-        self._dlib: Any = dlib
-        self._detector: Any = dlib.get_frontal_face_detector()
-        self._predictor: Any = dlib.shape_predictor(str(predictor_path))
-        self._encoder: Any = dlib.face_recognition_model_v1(str(descriptor_path))
-
-    @staticmethod
-    def _check_image(image_rgb: np.ndarray) -> np.ndarray:
-        """A C-contiguous uint8 (H, W, 3) array, or ValueError."""
-        if image_rgb.dtype != np.uint8 or image_rgb.ndim != 3 or image_rgb.shape[2] != 3:
-            raise ValueError(
-                f"expected a uint8 RGB image of shape (H, W, 3), got {image_rgb.dtype} "
-                f"{image_rgb.shape}"
-            )
-        return np.ascontiguousarray(image_rgb)
-
-    def detect(self, image_rgb: np.ndarray) -> Box | None:
-        """The largest HOG face box (upsample 1), or None when HOG finds no face."""
-        image = self._check_image(image_rgb)
-        rects = self._detector(image, HOG_UPSAMPLE)
-        if len(rects) == 0:
-            return None
-        best = max(rects, key=lambda r: r.width() * r.height())
-        return (int(best.left()), int(best.top()), int(best.right()), int(best.bottom()))
-
-    def describe(
-        self, image_rgb: np.ndarray, fallback_box: Box | None = None
-    ) -> TeacherResult | None:
-        """Descriptors of the largest face; ``fallback_box`` is used when HOG finds none.
-
-        Returns None when HOG finds no face and no fallback box is given.
-        """
-        image = self._check_image(image_rgb)
-        box = self.detect(image)
-        from_hog = box is not None
-        if box is None:
-            if fallback_box is None:
-                return None
-            box = (
-                int(fallback_box[0]),
-                int(fallback_box[1]),
-                int(fallback_box[2]),
-                int(fallback_box[3]),
-            )
-        rect = self._dlib.rectangle(box[0], box[1], box[2], box[3])
-        shape = self._predictor(image, rect)
-        chip = self._dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
-        mirrored = np.ascontiguousarray(chip[:, ::-1])
-        vectors = self._encoder.compute_face_descriptor([chip, mirrored])
-        return TeacherResult(
-            vector=np.asarray(vectors[0], dtype=np.float32),
-            vector_mirrored=np.asarray(vectors[1], dtype=np.float32),
-            box=box,
-            from_hog=from_hog,
-        )
-
-    def embed_largest(
-        self, image_rgb: np.ndarray, mirror: bool = False, fallback_box: Box | None = None
-    ) -> np.ndarray | None:
-        """L2-normalised float32 (128,) vector of the largest face, or None if no face.
-
-        With ``mirror=True`` the unit vectors of the chip and of its mirror are added and the
-        sum renormalised.
-        """
-        result = self.describe(image_rgb, fallback_box=fallback_box)
-        if result is None:
-            return None
-        if not mirror:
-            return l2_normalise(result.vector)
-        return l2_normalise(l2_normalise(result.vector) + l2_normalise(result.vector_mirrored))
-
-
-# --------------------------------------------------------------------------- cache builder
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
@@ -239,30 +114,6 @@ def _detect_task(paths: list[str]) -> list[tuple[float, float, float, float] | N
     return out
 
 
-def absolute_box(relative: Sequence[float], width: int, height: int) -> Box:
-    """A relative (left, top, right, bottom) box in pixels for an image of this size."""
-    return (
-        round(relative[0] * width),
-        round(relative[1] * height),
-        round(relative[2] * width),
-        round(relative[3] * height),
-    )
-
-
-@dataclass
-class TaskResult:
-    """Teacher outputs for a run of consecutive images of one shard."""
-
-    shard: int
-    offset: int
-    vectors: np.ndarray
-    mirrored: np.ndarray
-    boxes: np.ndarray
-    from_hog: np.ndarray
-    ok: np.ndarray
-    seconds: float
-
-
 def _describe_task(
     args: tuple[int, int, list[str], tuple[float, float, float, float]],
 ) -> TaskResult:
@@ -293,89 +144,10 @@ def _describe_task(
     return TaskResult(shard, offset, vectors, mirrored, boxes, from_hog, ok, seconds)
 
 
-def shard_path(out_dir: Path, shard: int) -> Path:
-    """Path of one finished shard."""
-    return out_dir / "shards" / f"shard_{shard:05d}.npz"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file through a temporary name and os.replace."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    """Save one .npy through a temporary name and os.replace."""
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    os.replace(tmp, path)
-
-
-def _shard_done(out_dir: Path, shard: int, names: Sequence[str]) -> bool:
-    """True when the shard file exists, loads and holds exactly these names."""
-    path = shard_path(out_dir, shard)
-    if not path.is_file():
-        return False
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            stored = [str(x) for x in data["names"]]
-            return stored == list(names) and data["vectors"].shape == (len(names), 128)
-    except (OSError, ValueError, KeyError):
-        return False
-
-
-def _save_shard(out_dir: Path, shard: int, names: Sequence[str], parts: list[TaskResult]) -> None:
-    """Assemble a shard from its task results and save it atomically."""
-    parts = sorted(parts, key=lambda p: p.offset)
-    path = shard_path(out_dir, shard)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(
-        tmp,
-        names=np.array(names),
-        vectors=np.concatenate([p.vectors for p in parts]),
-        mirrored=np.concatenate([p.mirrored for p in parts]),
-        boxes=np.concatenate([p.boxes for p in parts]),
-        from_hog=np.concatenate([p.from_hog for p in parts]),
-        ok=np.concatenate([p.ok for p in parts]),
-        seconds=np.float64(sum(p.seconds for p in parts)),
-    )
-    os.replace(tmp, path)
-
-
 def _chunks(items: Sequence[Any], size: int) -> Iterator[tuple[int, Sequence[Any]]]:
     """(offset, slice) pairs of at most ``size`` items."""
     for start in range(0, len(items), size):
         yield start, items[start : start + size]
-
-
-def _write_names(out_dir: Path, names: list[str]) -> None:
-    """Write names.txt, or check that an existing one (from an earlier run) matches."""
-    path = out_dir / "names.txt"
-    text = "".join(f"{name}\n" for name in names)
-    if path.is_file():
-        if path.read_text(encoding="utf-8") != text:
-            raise SystemExit(
-                f"{path} lists other images than this run (different dataset or --limit); "
-                "use another --out folder or delete that one."
-            )
-        return
-    _atomic_write_text(path, text)
-
-
-def median_box(
-    boxes: Sequence[Sequence[float]],
-) -> tuple[float, float, float, float]:
-    """The box with the median centre and median width and height of these boxes.
-
-    Unlike a per-coordinate median this keeps HOG's square shape when box sizes vary.
-    """
-    array = np.asarray(boxes, dtype=np.float64)
-    centre_x = float(np.median((array[:, 0] + array[:, 2]) / 2))
-    centre_y = float(np.median((array[:, 1] + array[:, 3]) / 2))
-    half_w = float(np.median(array[:, 2] - array[:, 0])) / 2
-    half_h = float(np.median(array[:, 3] - array[:, 1])) / 2
-    return (centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h)
 
 
 def _fallback_box(
@@ -407,7 +179,7 @@ def _fallback_box(
         "method": "median centre and median width/height of the HOG boxes found",
         "seconds": round(time.perf_counter() - start, 2),
     }
-    _atomic_write_text(path, json.dumps(info, indent=2) + "\n")
+    write_text_atomically(path, json.dumps(info, indent=2) + "\n")
     return rel
 
 
@@ -429,11 +201,11 @@ def build_utkface_cache(
         raise SystemExit(f"No .jpg images in {image_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "shards").mkdir(exist_ok=True)
-    _write_names(out_dir, names)
+    write_names(out_dir, names)
 
     shards = [list(chunk) for _, chunk in _chunks(names, SHARD_SIZE)]
     pending = [
-        s for s, shard_names in enumerate(shards) if not _shard_done(out_dir, s, shard_names)
+        s for s, shard_names in enumerate(shards) if not shard_done(out_dir, s, shard_names)
     ]
     pending_images = sum(len(shards[s]) for s in pending)
     print(
@@ -466,7 +238,7 @@ def build_utkface_cache(
                 worker_seconds += part.seconds
                 bar.update(len(part.ok))
                 if done_images[part.shard] == len(shards[part.shard]):
-                    _save_shard(out_dir, part.shard, shards[part.shard], collected.pop(part.shard))
+                    save_shard(out_dir, part.shard, shards[part.shard], collected.pop(part.shard))
                     elapsed = time.perf_counter() - loop_start
                     bar.write(
                         f"shard {part.shard:05d} saved; {bar.n}/{pending_images} images, "
@@ -481,7 +253,7 @@ def build_utkface_cache(
                 "workers": workers,
             }
             log.write(json.dumps(record) + "\n")
-    return _assemble(
+    return assemble_cache(
         out_dir,
         names,
         shards,
@@ -496,73 +268,6 @@ def build_utkface_cache(
         },
         fallback=fallback,
     )
-
-
-def _read_runs(out_dir: Path) -> list[dict[str, Any]]:
-    """The finished describe loops recorded in runs.jsonl (images, wall seconds, workers)."""
-    path = out_dir / "runs.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def _assemble(
-    out_dir: Path,
-    names: list[str],
-    shards: list[list[str]],
-    run_info: dict[str, Any],
-    fallback: tuple[float, float, float, float],
-) -> dict[str, Any]:
-    """Join the shards into the final arrays and write meta.json."""
-    import dlib
-
-    keys = ("vectors", "mirrored", "boxes", "from_hog", "ok")
-    parts: dict[str, list[np.ndarray]] = {key: [] for key in keys}
-    shard_seconds = 0.0
-    for s in range(len(shards)):
-        with np.load(shard_path(out_dir, s), allow_pickle=False) as data:
-            for key in keys:
-                parts[key].append(data[key])
-            shard_seconds += float(data["seconds"])
-    vectors = np.concatenate(parts["vectors"]).astype(np.float32)
-    mirrored = np.concatenate(parts["mirrored"]).astype(np.float32)
-    boxes = np.concatenate(parts["boxes"]).astype(np.int32)
-    from_hog = np.concatenate(parts["from_hog"]).astype(bool)
-    ok = np.concatenate(parts["ok"]).astype(bool)
-    assert len(vectors) == len(names)
-    _atomic_save_npy(out_dir / "utk_teacher.npy", vectors)
-    _atomic_save_npy(out_dir / "utk_teacher_mirrored.npy", mirrored)
-    _atomic_save_npy(out_dir / "utk_from_hog.npy", from_hog)
-    _atomic_save_npy(out_dir / "utk_ok.npy", ok)
-    _atomic_save_npy(out_dir / "utk_boxes.npy", boxes)
-    misses = int(np.sum(ok & ~from_hog))
-    count = len(names)
-    runs = _read_runs(out_dir)
-    wall = round(sum(float(r["seconds"]) for r in runs), 1)
-    run_images = sum(int(r["images"]) for r in runs)
-    meta: dict[str, Any] = {
-        "count": count,
-        "ok": int(ok.sum()),
-        "unreadable": int(count - ok.sum()),
-        "hog_misses": misses,
-        "hog_miss_rate": round(misses / max(int(ok.sum()), 1), 5),
-        "seconds": wall,
-        "images_per_second": round(run_images / wall, 3) if wall > 0 else None,
-        "runs": len(runs),
-        "worker_seconds_all_shards": round(shard_seconds, 1),
-        "images_per_second_per_process": round(count / shard_seconds, 3)
-        if shard_seconds > 0
-        else None,
-        "fallback_box_relative": list(fallback),
-        "dlib_version": str(dlib.__version__),
-        "models": [PREDICTOR_FILE, DESCRIPTOR_FILE],
-        "hog_upsample": HOG_UPSAMPLE,
-        "chip": {"size": CHIP_SIZE, "padding": CHIP_PADDING},
-        "vectors": "raw dlib descriptors, not normalised; zeros where ok is False",
-        **run_info,
-    }
-    _atomic_write_text(out_dir / "meta.json", json.dumps(meta, indent=2) + "\n")
-    return meta
 
 
 def main(argv: Sequence[str] | None = None) -> int:

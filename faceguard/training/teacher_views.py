@@ -41,6 +41,11 @@ import numpy as np
 
 from faceguard.errors import FaceGuardError, ImageError
 from faceguard.paths import train_cache_dir
+from faceguard.training.atomic_files import (
+    save_npy_atomically,
+    save_npz_atomically,
+    write_json_atomically,
+)
 from faceguard.training.prepare import TRAIN_MIN_FACE, training_image_names
 from faceguard.training.sface import SFACE_DIM, SFaceTeacher, prepared_sface_path
 from faceguard.training.views import CANVAS_SIZE, VIEWS_VERSION, align_canvas, teacher_view
@@ -56,24 +61,6 @@ EmbedFn = Callable[[np.ndarray], np.ndarray]
 def default_out() -> Path:
     """``<train cache>/sface_views``."""
     return train_cache_dir() / "sface_views"
-
-
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    temporary = path.with_name(path.name + ".tmp.npy")
-    np.save(temporary, array)
-    os.replace(temporary, path)
-
-
-def _save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    temporary = path.with_name(path.name + ".tmp.npz")
-    np.savez(temporary, **arrays)  # type: ignore[arg-type]
-    os.replace(temporary, path)
-
-
-def _write_json_atomic(path: Path, record: dict[str, object]) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(record, indent=1))
-    os.replace(temporary, path)
 
 
 def _file_sha256(path: Path) -> str:
@@ -126,15 +113,15 @@ def build_canvases(dataset: Path, out: Path, limit: int | None = None,
                 landmarks[index] = faces[0].landmarks
                 canvases[index] = align_canvas(image, faces[0].landmarks)
                 found[index] = True
-        _save_npz_atomic(shard, canvases=canvases, found=found, landmarks=landmarks)
+        save_npz_atomically(shard, canvases=canvases, found=found, landmarks=landmarks)
         done_now += len(batch)
         rate = done_now / max(time.perf_counter() - started, 1e-9)
         _log(f"canvases: shard {shard_index + 1}/{count}, {rate:.1f} images/s")
     parts = [np.load(shards / f"shard_{i:05d}.npz") for i in range(count)]
-    _save_npy_atomic(out / "landmarks.npy", np.concatenate([p["landmarks"] for p in parts]))
-    _save_npy_atomic(out / "canvases.npy", np.concatenate([p["canvases"] for p in parts]))
+    save_npy_atomically(out / "landmarks.npy", np.concatenate([p["landmarks"] for p in parts]))
+    save_npy_atomically(out / "canvases.npy", np.concatenate([p["canvases"] for p in parts]))
     found_all = np.concatenate([p["found"] for p in parts])
-    _save_npy_atomic(out / "found.npy", found_all)
+    save_npy_atomically(out / "found.npy", found_all)
     _log(f"canvases: {len(names)} images, no face in {int((~found_all).sum())}")
     return len(names)
 
@@ -157,7 +144,7 @@ def check_meta(views_dir: Path, record: dict[str, object]) -> None:
                     "use another --out")
         record = {**old, "views": max(int(str(old.get("views", 0))), int(str(record["views"])))}
     views_dir.mkdir(parents=True, exist_ok=True)
-    _write_json_atomic(path, record)
+    write_json_atomically(path, record)
 
 
 def compute_chunk(canvases: np.ndarray, found: np.ndarray, view: int, start: int,
@@ -208,7 +195,7 @@ def run_views(out: Path, views: int, seed: int, embed: EmbedFn, teacher_sha256: 
         vectors = compute_chunk(canvases[lo:hi], found[lo:hi], v, lo, seed, embed)
         path = chunk_path(views_dir, v, c)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _save_npy_atomic(path, vectors)
+        save_npy_atomically(path, vectors)
         written += 1
         faces_now += int(found[lo:hi].sum())
         elapsed = time.perf_counter() - started
@@ -219,7 +206,7 @@ def run_views(out: Path, views: int, seed: int, embed: EmbedFn, teacher_sha256: 
         _log(f"view {v} chunk {c + 1}/{chunks}: {total - len(todo) + written}/{total} "
              f"chunks, {rate:.2f} views/s ({1000 / max(rate, 1e-9):.0f} ms a view), "
              f"ETA {eta_h:.2f} h")
-        _write_json_atomic(views_dir / "progress.json", {
+        write_json_atomically(views_dir / "progress.json", {
             "chunks_done": total - len(todo) + written, "chunks_total": total,
             "views_per_second": round(rate, 3), "eta_hours": round(eta_h, 2),
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
