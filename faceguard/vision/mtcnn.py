@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from faceguard.vision.area_resampling import AreaResampler
 from faceguard.vision.onnx_model import OnnxModel, TensorSpec, default_model_path
 
 DEFAULT_MIN_FACE = 60
@@ -164,10 +164,13 @@ class MtcnnDetector:
 
     def _propose(self, pyramid: AreaResampler, min_face: int) -> np.ndarray:
         height, width = pyramid.height, pyramid.width
+        scales = self._scales(height, width, min_face)
+        # Every level first, while the summed-area table is still in the CPU's caches.
+        levels = [_to_input(pyramid.resize(int(width * scale + 1), int(height * scale + 1))[None])
+                  for scale in scales]
         candidates = []
-        for scale in self._scales(height, width, min_face):
-            resized = pyramid.resize(int(width * scale + 1), int(height * scale + 1))
-            out = self.pnet.run({"input": _to_input(resized[None])})
+        for scale, level in zip(scales, levels, strict=True):
+            out = self.pnet.run({"input": level})
             found = _pnet_boxes(out["prob"][0, 1], out["reg"][0], scale, self.thresholds[0])
             if len(found):
                 candidates.append(found[nms(found[:, :4], found[:, 4], 0.5)])
@@ -242,81 +245,25 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _area_bins(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start/end source indices of each output cell of adaptive average pooling."""
-    index = np.arange(n_out)
-    start = (index * n_in) // n_out
-    end = -((-(index + 1) * n_in) // n_out)
-    return start, end
-
-
-class AreaResampler:
-    """Area resizing of one image by adaptive average pooling (PyTorch's "area" mode).
-
-    OpenCV's INTER_AREA weighs fractional pixels and moves the reference's boxes by up to
-    ~20 px on large photos; pooling over PyTorch's integer bins matches it exactly. A summed
-    area table is built once per image; every pyramid level and every R-Net/O-Net crop is
-    then four gathers from it.
-    """
-
-    def __init__(self, image: np.ndarray) -> None:
-        self.height, self.width = image.shape[:2]
-        # Integer sums are exact in int32 up to ~8 megapixels, in float64 beyond.
-        depth = cv2.CV_32S if self.height * self.width * 255 < 2**31 else cv2.CV_64F
-        self._table = cv2.integral(np.ascontiguousarray(image, dtype=np.uint8), sdepth=depth)
-
-    def resize(self, out_width: int, out_height: int) -> np.ndarray:
-        """The whole image pooled to (out_height, out_width, C), float32."""
-        row_start, row_end = _area_bins(self.height, out_height)
-        col_start, col_end = _area_bins(self.width, out_width)
-        return self._pool(row_start[None], row_end[None], col_start[None], col_end[None])[0]
-
-    def crops(self, regions: np.ndarray, size: int) -> np.ndarray:
-        """Regions (N, 4) as 0-based [x0, y0, x1, y1) pooled to (N, size, size, C), float32."""
-        x0, y0, x1, y1 = (regions[:, i:i + 1] for i in range(4))
-        index = np.arange(size)[None, :]
-        heights, widths = y1 - y0, x1 - x0
-        row_start = y0 + (index * heights) // size
-        row_end = y0 - ((-(index + 1) * heights) // size)
-        col_start = x0 + (index * widths) // size
-        col_end = x0 - ((-(index + 1) * widths) // size)
-        return self._pool(row_start, row_end, col_start, col_end)
-
-    def _pool(self, row_start: np.ndarray, row_end: np.ndarray, col_start: np.ndarray,
-              col_end: np.ndarray) -> np.ndarray:
-        table = self._table
-        stride = table.shape[1]
-        flat = table.reshape(-1, table.shape[2])  # one flat index per corner: 2x faster
-        rs, re = (row_start * stride)[:, :, None], (row_end * stride)[:, :, None]
-        cs, ce = col_start[:, None, :], col_end[:, None, :]
-        shape = (*np.broadcast_shapes(rs.shape, cs.shape), flat.shape[1])
-
-        def corner(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-            return np.take(flat, (rows + cols).ravel(), axis=0)
-
-        # Window sums fit the table's type (int32 tables hold the whole image's sum).
-        total = (corner(re, ce) - corner(rs, ce) - corner(re, cs) + corner(rs, cs))
-        count = ((row_end - row_start)[:, :, None] * (col_end - col_start)[:, None, :])
-        return total.reshape(shape).astype(np.float32) / count.astype(np.float32)[..., None]
-
-
-def _to_input(batch_hwc: np.ndarray) -> np.ndarray:
-    """(N, H, W, 3) float RGB -> normalised NCHW float32."""
-    return np.ascontiguousarray(((batch_hwc - 127.5) * 0.0078125).transpose(0, 3, 1, 2),
-                                dtype=np.float32)
+def _to_input(planar: np.ndarray) -> np.ndarray:
+    """Channel-first float32 RGB (N, 3, H, W) normalised in place for the networks."""
+    planar -= 127.5
+    planar *= 0.0078125
+    return planar
 
 
 def _pnet_boxes(prob: np.ndarray, reg: np.ndarray, scale: float, threshold: float) -> np.ndarray:
     """Map P-Net's output grid cells above threshold to image boxes: x1 y1 x2 y2 score reg*4."""
     stride, cell = 2, 12
     ys, xs = np.nonzero(prob >= threshold)
-    if len(ys) == 0:
-        return np.empty((0, 9), np.float32)
-    origin = np.stack([xs, ys], axis=1).astype(np.float32)
-    top_left = np.floor((stride * origin + 1) / scale)
-    bottom_right = np.floor((stride * origin + cell) / scale)
-    return np.concatenate([top_left, bottom_right, prob[ys, xs][:, None],
-                           reg[:, ys, xs].T], axis=1).astype(np.float32)
+    boxes = np.empty((len(ys), 9), np.float32)
+    origin = boxes[:, 2:4]  # scratch: x, y of each cell, overwritten last
+    origin[:, 0], origin[:, 1] = xs, ys
+    boxes[:, 0:2] = np.floor((stride * origin + 1) / scale)
+    boxes[:, 2:4] = np.floor((stride * origin + cell) / scale)
+    boxes[:, 4] = prob[ys, xs]
+    boxes[:, 5:] = reg[:, ys, xs].T
+    return boxes
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -353,7 +300,7 @@ def _crop_resize(pyramid: AreaResampler, boxes: np.ndarray,
     y2 = np.minimum(np.trunc(boxes[:, 3]).astype(np.int64), pyramid.height)
     kept = np.nonzero((y2 > y1 - 1) & (x2 > x1 - 1))[0]
     if not len(kept):
-        return np.empty((0, size, size, 3), np.float32), kept
+        return np.empty((0, 3, size, size), np.float32), kept
     regions = np.stack([x1 - 1, y1 - 1, x2, y2], axis=1)[kept]
     return pyramid.crops(regions, size), kept
 
