@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from faceguard.vision.image_io import load_image
-from faceguard.vision.mtcnn import MtcnnDetector, nms
+from faceguard.vision.mtcnn import NMS_BLOCK, MtcnnDetector, nms
 from tests.conftest import demo_image
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "mtcnn_golden.json").read_text())
@@ -74,3 +74,44 @@ def test_nms_suppresses_overlaps() -> None:
     assert nms(boxes, scores, 0.5).tolist() == [1, 2]
     assert nms(boxes, scores, 0.5, overlap="min").tolist() == [1, 2]
     assert nms(np.empty((0, 4)), np.empty(0), 0.5).tolist() == []
+
+
+def _greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float,
+                overlap: str) -> list[int]:
+    """Plain greedy NMS, one best box at a time (the reference for the blocked one)."""
+    plus = 1.0 if overlap == "min" else 0.0
+    b = boxes.astype(np.float64)
+    areas = (b[:, 2] - b[:, 0] + plus) * (b[:, 3] - b[:, 1] + plus)
+    order = list(np.argsort(-scores, kind="stable"))
+    keep = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        while order:
+            best, rest = order[0], np.array(order[1:], dtype=int)
+            keep.append(int(best))
+            inter = (np.maximum(0.0, np.minimum(b[best, 2], b[rest, 2])
+                                - np.maximum(b[best, 0], b[rest, 0]) + plus)
+                     * np.maximum(0.0, np.minimum(b[best, 3], b[rest, 3])
+                                  - np.maximum(b[best, 1], b[rest, 1]) + plus))
+            if overlap == "min":
+                ratio = inter / np.minimum(areas[best], areas[rest])
+            else:
+                ratio = inter / (areas[best] + areas[rest] - inter)
+            order = [int(i) for i in rest[ratio <= threshold]]
+    return keep
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 9, 40, NMS_BLOCK + 37, 2 * NMS_BLOCK + 5])
+def test_nms_matches_greedy_reference(count: int) -> None:
+    rng = np.random.default_rng(count)
+    for trial in range(12):
+        corner = rng.uniform(-20, 120, (count, 2))
+        size = rng.uniform(-4, 40, (count, 2))  # some inverted boxes
+        size[rng.random((count, 2)) < 0.1] = 0  # and empty ones
+        boxes = np.concatenate([corner, corner + size], axis=1).astype(np.float32)
+        scores = rng.random(count).astype(np.float32)
+        if trial % 2:
+            boxes, scores = np.round(boxes), np.round(scores, 1)  # equal boxes, tied scores
+        for overlap in ("union", "min"):
+            for threshold in (0.3, 0.5, 0.7):
+                kept = nms(boxes, scores, threshold, overlap=overlap)
+                assert kept.tolist() == _greedy_nms(boxes, scores, threshold, overlap)

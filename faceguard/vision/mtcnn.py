@@ -32,6 +32,7 @@ FOLLOW_SHIFTS = (-0.15, 0.0, 0.15)
 FOLLOW_SCALES = (0.85, 1.2)
 FOLLOW_ONET_BOXES = 2  # R-Net's best boxes that O-Net refines
 FOLLOW_MIN_IOU = 0.3  # a refined face overlapping the last box less is not the same face
+NMS_BLOCK = 256  # candidates whose overlaps NMS computes as one matrix (memory ~ its square)
 
 
 @dataclass(frozen=True)
@@ -311,27 +312,46 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float,
 
     ``overlap="union"`` uses IoU (areas without the +1 pixel convention, like torchvision);
     ``"min"`` divides the intersection by the smaller box's area (+1 convention, as the
-    reference's final stage does).
+    reference's final stage does). A box is dropped where a kept, better box overlaps it by
+    more than ``threshold`` (or by an undefined ratio, as for two empty boxes). Candidates are
+    taken in blocks of :data:`NMS_BLOCK` in score order, each block's overlaps with itself
+    and with the boxes kept so far computed as one matrix.
     """
-    if len(boxes) == 0:
-        return np.empty(0, dtype=int)
+    if len(boxes) <= 1:
+        return np.arange(len(boxes))
     plus = 1.0 if overlap == "min" else 0.0
-    x1, y1, x2, y2 = (boxes[:, i].astype(np.float64) for i in range(4))
-    areas = (x2 - x1 + plus) * (y2 - y1 + plus)
     order = np.argsort(-scores, kind="stable")
-    keep = []
-    while order.size:
-        best = order[0]
-        keep.append(best)
-        rest = order[1:]
-        inter_w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest])
-                             + plus)
-        inter_h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest])
-                             + plus)
-        inter = inter_w * inter_h
+    corners = boxes[order, :4].astype(np.float64)
+    areas = (corners[:, 2] - corners[:, 0] + plus) * (corners[:, 3] - corners[:, 1] + plus)
+    kept: list[int] = []  # positions in ``order``
+    for start in range(0, len(order), NMS_BLOCK):
+        block = slice(start, start + NMS_BLOCK)
+        alive = np.ones(len(corners[block]), dtype=bool)
+        if kept:
+            alive &= ~_suppresses(corners[kept], areas[kept], corners[block], areas[block],
+                                  threshold, overlap).any(axis=0)
+        within = _suppresses(corners[block], areas[block], corners[block], areas[block],
+                             threshold, overlap)
+        for i in np.flatnonzero(alive):
+            if alive[i]:
+                kept.append(start + int(i))
+                alive &= ~within[i]
+    return order[kept].astype(int)
+
+
+def _suppresses(a: np.ndarray, a_areas: np.ndarray, b: np.ndarray, b_areas: np.ndarray,
+                threshold: float, overlap: str) -> np.ndarray:
+    """(len(a), len(b)) booleans: box a[i] overlapping b[j] by more than ``threshold`` (or by
+    an undefined ratio); the same arithmetic, pair by pair, as one greedy step."""
+    plus = 1.0 if overlap == "min" else 0.0
+    inter_w = np.maximum(0.0, np.minimum(a[:, None, 2], b[None, :, 2])
+                         - np.maximum(a[:, None, 0], b[None, :, 0]) + plus)
+    inter_h = np.maximum(0.0, np.minimum(a[:, None, 3], b[None, :, 3])
+                         - np.maximum(a[:, None, 1], b[None, :, 1]) + plus)
+    inter = inter_w * inter_h
+    with np.errstate(divide="ignore", invalid="ignore"):  # pairs greedy NMS never compares
         if overlap == "min":
-            ratio = inter / np.minimum(areas[best], areas[rest])
+            ratio = inter / np.minimum(a_areas[:, None], b_areas[None, :])
         else:
-            ratio = inter / (areas[best] + areas[rest] - inter)
-        order = rest[ratio <= threshold]
-    return np.asarray(keep, dtype=int)
+            ratio = inter / (a_areas[:, None] + b_areas[None, :] - inter)
+    return ~(ratio <= threshold)
