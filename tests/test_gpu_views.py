@@ -13,10 +13,12 @@ torch = pytest.importorskip("torch", reason="torch is not installed (training ex
 
 from faceguard.training import gpu_degrade  # noqa: E402
 from faceguard.training.gpu_occlusion import _glasses  # noqa: E402
-from faceguard.training.gpu_views import GpuViews, student_input  # noqa: E402
+from faceguard.training.gpu_views import GpuViews, student_input, view_geometry  # noqa: E402
 from faceguard.training.views import (  # noqa: E402
     CANVAS_SIZE,
+    DEFAULT_RECIPE,
     TEACHER_SIZE,
+    TEMPLATE_CANVAS,
     ViewRecipe,
     canvas_center_crop,
 )
@@ -244,3 +246,19 @@ def test_jpeg_model_agrees_with_opencv_jpeg(quality: int) -> None:
             decoded = cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
             error = np.abs(view.permute(1, 2, 0).numpy() - decoded).mean()
             assert error < tolerance, (quality, error)
+
+
+def test_eye_positions_follow_the_geometry_and_the_flip() -> None:
+    canvas = np.zeros((1, CANVAS_SIZE, CANVAS_SIZE, 3), np.uint8)
+    ex, ey = np.round(TEMPLATE_CANVAS[0]).astype(int)
+    canvas[0, ey - 1:ey + 2, ex - 1:ex + 2] = 255  # a bright dot on the left template eye
+    views = GpuViews(torch.from_numpy(canvas))
+    flip = torch.tensor([False, True] * 4)
+    draws = gpu_degrade.Draws(_gen(1), torch.device("cpu"))
+    theta, eyes = view_geometry(draws, 8, DEFAULT_RECIPE, flip)
+    dot = views.warped(torch.zeros(8, dtype=torch.long), theta)[:, 0]
+    weights = dot / dot.sum(dim=(1, 2), keepdim=True)
+    grid = torch.arange(TEACHER_SIZE, dtype=torch.float32)
+    centroid = torch.stack([(weights.sum(dim=1) * grid).sum(dim=1),
+                            (weights.sum(dim=2) * grid).sum(dim=1)], dim=1)
+    assert float((centroid - eyes[:, 0]).abs().max()) < 1.0  # the dot sits 0.3 px off the eye
