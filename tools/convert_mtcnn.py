@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from faceguard.training.cpu_graph import optimise_file
+
 
 class _CaffeFlatten(nn.Module):
     """Flatten NCHW as the original Caffe model did (width-major): permute to N,W,H,C."""
@@ -154,6 +156,7 @@ def export(name: str, out_dir: Path) -> dict[str, object]:
         net, (example,), str(path), input_names=["input"], output_names=outputs,
         dynamic_axes=dynamic, opset_version=17, do_constant_folding=True, dynamo=False,
     )
+    optimise_file(path)  # PReLU in onnxruntime's blocked CPU layout; checked below as well
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst = 0.0
     for shape in [(1, 3, size or 12, size or 12), (3, 3, size or 97, size or 131)]:

@@ -1,7 +1,7 @@
 """The shipped student back in PyTorch, from its ONNX file, and the two changes that keep its
 function: BatchNorm calibration and a rotation of its output.
 
-The shipped model exists only as ONNX (BatchNorm folded, PReLU rewritten):
+The shipped model exists only as ONNX (BatchNorm folded, PReLU and ECA rewritten for the CPU):
 :func:`student_from_onnx` loads the folded weights into :class:`LiteMobileFaceNet` with
 BatchNorm in an identity form, and :func:`calibrate_batchnorm` gives every BatchNorm the
 statistics of real faces while keeping the function unchanged (eval output equals the ONNX
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from faceguard.training.cpu_graph import kernel_from_band
 from faceguard.training.model import ECA, ConvBN, LiteMobileFaceNet
 
 ConvPair = tuple[nn.Module, nn.BatchNorm2d | None]
@@ -55,30 +56,63 @@ def student_from_onnx(path: Path) -> LiteMobileFaceNet:
 
     graph = onnx.load(str(path)).graph
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
-    convs = [node for node in graph.node if node.op_type == "Conv"]
-    slopes = [tensors[name] for node in graph.node if node.op_type == "Mul"
-              for name in node.input if name in tensors and tensors[name].ndim == 3]
+    convs, slopes = model_weights(graph, tensors)
     model = LiteMobileFaceNet().eval()
     pairs = conv_pairs(model)
     prelus = [m for m in model.modules() if isinstance(m, nn.PReLU)]
     if len(convs) != len(pairs) or len(slopes) != len(prelus):
         raise ValueError(f"{path}: {len(convs)} Conv and {len(slopes)} PReLU nodes, the model "
                          f"has {len(pairs)} and {len(prelus)}")
-    for node, (conv, bn) in zip(convs, pairs, strict=True):
-        weight = tensors[node.input[1]]
+    for (name, weight, bias), (conv, bn) in zip(convs, pairs, strict=True):
         target = conv.weight
         assert isinstance(target, torch.Tensor)
         if tuple(weight.shape) != tuple(target.shape):
-            raise ValueError(f"{path}: Conv {node.output[0]} is {weight.shape}, the model "
+            raise ValueError(f"{path}: Conv {name} is {weight.shape}, the model "
                              f"expects {tuple(target.shape)}")
         with torch.no_grad():
             target.copy_(torch.from_numpy(weight.copy()))
         if bn is not None:
-            _set_identity_bn(bn, tensors[node.input[2]])
+            if bias is None:
+                raise ValueError(f"{path}: Conv {name} has no bias")
+            _set_identity_bn(bn, bias)
     for prelu, slope in zip(prelus, slopes, strict=True):
         with torch.no_grad():
             prelu.weight.copy_(torch.from_numpy(slope.reshape(-1).copy()))
     return model
+
+
+ConvWeights = tuple[str, np.ndarray, np.ndarray | None]
+
+
+def model_weights(graph: Any, tensors: dict[str, np.ndarray]
+                  ) -> tuple[list[ConvWeights], list[np.ndarray]]:
+    """The network's own convolutions (name, weight, bias) and PReLU slopes in graph order.
+
+    Reads every form the exporter has written: PRelu nodes, the older Relu/Neg/Mul/Sub form
+    (its slope is the 3-d constant of the Mul) and the CPU form of
+    :mod:`faceguard.training.cpu_graph` (``prelu<k>/slope`` convolutions; ECA as a banded
+    ``eca<k>/band`` convolution, read back as its 1-d kernel).
+    """
+    convs: list[ConvWeights] = []
+    slopes: list[np.ndarray] = []
+    for node in graph.node:
+        name = node.name or node.output[0]
+        if node.op_type == "PRelu" or (node.op_type == "Mul" and name.endswith("/slope")):
+            slopes.append(tensors[node.input[1]])
+        elif node.op_type == "Mul":
+            slopes += [tensors[i] for i in node.input if i in tensors and tensors[i].ndim == 3]
+        elif node.op_type != "Conv" or name.endswith("/rest"):
+            continue
+        elif name.endswith("/slope"):
+            slopes.append(tensors[node.input[1]])
+        elif name.endswith("/band"):
+            band = tensors[node.input[1]]
+            kernel = kernel_from_band(band.reshape(band.shape[0], band.shape[1]))
+            convs.append((name, kernel.reshape(1, 1, -1), None))
+        else:
+            bias = tensors[node.input[2]] if len(node.input) > 2 else None
+            convs.append((name, tensors[node.input[1]], bias))
+    return convs, slopes
 
 
 @torch.no_grad()
@@ -140,7 +174,7 @@ def rotate_output(model: LiteMobileFaceNet, rotation: np.ndarray) -> None:
     scale = bn.weight / torch.sqrt(rv + bn.eps)
     shift = bn.bias - rm * scale
     weight = model.linear.weight[:, :, 0, 0] * scale[:, None]  # (128, 512)
-    r = torch.from_numpy(rotation)
+    r = torch.from_numpy(np.asarray(rotation, np.float32)).to(weight)  # on the model's device
     model.linear.weight.copy_((r.T @ weight)[:, :, None, None])
-    _set_identity_bn(bn, (r.T @ shift).numpy())
+    _set_identity_bn(bn, (r.T @ shift).cpu().numpy())
 
