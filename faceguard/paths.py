@@ -9,8 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from platformdirs import user_data_dir
-
 APP_NAME = "FaceGuard"
 DATA_DIR_ENV = "FACEGUARD_DATA_DIR"
 TRAIN_CACHE_ENV = "FACEGUARD_TRAIN_CACHE"
@@ -36,6 +34,10 @@ def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
     env = os.environ.get(DATA_DIR_ENV)
     if env:
         return Path(env).expanduser()
+    # imported here: the training code imports this module on GPU machines that have only
+    # PyTorch's stack, not the product's dependencies
+    from platformdirs import user_data_dir
+
     return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
