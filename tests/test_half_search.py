@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 
 from faceguard.library import half_scores as hs
+from faceguard.library import template_index
 from faceguard.library.matcher import Matcher
+
+
+@pytest.fixture
+def float16_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexes without the float32 rows small ones keep: the float16 scan and its re-rank."""
+    monkeypatch.setattr(template_index, "EXACT_ROWS_LIMIT", 0)
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -24,7 +31,11 @@ def float32_best_two(ids: np.ndarray, matrix: np.ndarray, query: np.ndarray
 
 
 @pytest.mark.parametrize("templates", [300, 20_000])  # NumPy path, then the ONNX kernel
-def test_float16_search_gives_the_float32_answer(templates: int) -> None:
+@pytest.mark.parametrize("float32_rows", [False, True])
+def test_float16_search_gives_the_float32_answer(templates: int, float32_rows: bool,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    if not float32_rows:
+        monkeypatch.setattr(template_index, "EXACT_ROWS_LIMIT", 0)
     rng = np.random.default_rng(templates)
     ids = rng.integers(0, templates // 3, templates).astype(np.int64)
     matrix = unit(rng.standard_normal((templates, 128), dtype=np.float32))
@@ -41,10 +52,14 @@ def test_float16_search_gives_the_float32_answer(templates: int) -> None:
         assert result.similarity == pytest.approx(best, abs=1e-6)
         assert result.runner_up_similarity == pytest.approx(runner_up, abs=1e-6)
     assert sum(r.decision == "known" for r in results[:20]) == 20
-    # each template: a float16 row and its float16 residual (as many bytes as float32)
-    assert matcher.nbytes <= templates * (128 * 4 + 8) + 16 * len(np.unique(ids))
+    # each template: a float16 row and its float16 residual (as many bytes as float32);
+    # a small index also keeps its rows in float32
+    assert (matcher.index.exact is not None) == float32_rows
+    extra = templates * 128 * 4 if float32_rows else 0
+    assert matcher.nbytes <= templates * (128 * 4 + 8) + 16 * len(np.unique(ids)) + extra
 
 
+@pytest.mark.usefixtures("float16_only")
 def test_people_closer_than_float16_can_tell_apart_are_ranked_in_float32() -> None:
     rng = np.random.default_rng(5)
     base = unit(rng.standard_normal(128, dtype=np.float32))

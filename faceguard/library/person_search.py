@@ -6,6 +6,9 @@ index: every template and, under ``"max_mean"``, every mean template, so it give
 person's fused score to within ``SCAN_ERROR``. Every person with a row within twice that of
 the scan's runner-up person is then re-scored in float32 from the exact rows (the mean
 recomputed from them), which always includes the true best two people.
+
+Small indexes keep float32 rows (:attr:`TemplateIndex.exact`): there every row is scored in
+float32 at once and each person's fused score is the maximum over their rows, with no re-rank.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ class BestTwo:
 
 def best_two_people(index: TemplateIndex, queries: np.ndarray) -> BestTwo:
     """The best two people of a non-empty index for unit float32 ``queries`` (Q, D)."""
+    if index.exact is not None:
+        return _best_two_exact(index, index.exact, queries)
     n_queries = queries.shape[0]
     block = max(1, _BLOCK_ELEMENTS // max(index.rows.shape[0], 1))
     segment = np.empty(n_queries, dtype=np.intp)
@@ -51,6 +56,22 @@ def best_two_people(index: TemplateIndex, queries: np.ndarray) -> BestTwo:
             if runner_up is not None:
                 runner_up[lo + col] = ranked[1][1]
     return BestTwo(segment, score, runner_up)
+
+
+def _best_two_exact(index: TemplateIndex, exact: np.ndarray, queries: np.ndarray) -> BestTwo:
+    """:func:`best_two_people` from the float32 rows: one product, a maximum per person."""
+    scores = exact @ queries.T  # (N + M, Q)
+    per_person = np.maximum.reduceat(scores[:index.templates], index.starts, axis=0)  # (P, Q)
+    if index.fusion == "max_mean":
+        np.maximum(per_person, scores[index.templates:], out=per_person)
+    columns = np.arange(queries.shape[0])
+    segment = np.argmax(per_person, axis=0)  # the first best: the lowest segment on a tie
+    score = per_person[segment, columns].astype(np.float32)
+    runner_up = None
+    if index.people.size > 1:
+        per_person[segment, columns] = -np.inf
+        runner_up = per_person.max(axis=0).astype(np.float32)
+    return BestTwo(segment.astype(np.intp), score, runner_up)
 
 
 def _near_top(scan: np.ndarray, index: TemplateIndex) -> np.ndarray:
