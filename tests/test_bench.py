@@ -46,10 +46,15 @@ def test_match_rows_name_what_is_compared() -> None:
 
     from faceguard.bench_search import match_stages
 
-    [row] = match_stages(SimpleNamespace(fusion="max_mean"), repeats=2, sizes=(4_000,))
-    assert row["fusion"] == "max_mean" and row["stage"] == "match 1:N, 4,000 templates"
-    assert row["scanned_rows"] == 4_000 + 1_000  # templates, then one mean row a person
-    assert row["threads"]["search_onnxruntime"] == 1 and row["threads"]["matvec_blas"] >= 1
-    assert row["ms"] > 0 and row["matvec_ms"] > 0 and row["scan_share"] > 0
-    assert 50 < row["mb_per_100k_templates"] < 70  # rows, residuals, means and ids
-    assert "matrix @ query" in row["note"]
+    small, large = match_stages(SimpleNamespace(fusion="max_mean"), repeats=2,
+                                sizes=(4_000, 40_000))
+    for row, size in ((small, 4_000), (large, 40_000)):
+        assert row["fusion"] == "max_mean" and row["stage"] == f"match 1:N, {size:,} templates"
+        assert row["scanned_rows"] == size + size // 4  # templates, then a mean row a person
+        assert row["threads"]["search_onnxruntime"] == 1 and row["threads"]["matvec_blas"] >= 1
+        assert row["ms"] > 0 and row["matvec_ms"] > 0
+        assert 50 < row["mb_per_100k_templates"] < 70  # rows, residuals, means and ids
+        assert "matrix @ query" in row["note"]
+    # a small library is searched in float32; a large one by the float16 scan
+    assert small["search_path"] == "float32 rows" and small["float32_rows_mb"] > 0
+    assert large["search_path"] == "float16 scan" and large["scan_share"] > 0
