@@ -139,3 +139,14 @@ def pg_cluster():  # type: ignore[no-untyped-def]
 def pg_dsn(pg_cluster) -> str:  # type: ignore[no-untyped-def]
     """The superuser DSN of a fresh, empty database in the session's cluster."""
     return str(pg_cluster.new_database())
+
+
+@pytest.fixture(params=["float32 rows", "float16 scan"])
+def both_search_paths(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on both 1:N search paths: the float32 rows small indexes keep, and the
+    float16 scan with its float32 re-rank that large ones use."""
+    from faceguard.library import template_index
+
+    if request.param == "float16 scan":
+        monkeypatch.setattr(template_index, "EXACT_ROWS_LIMIT", 0)
+    return str(request.param)

@@ -15,7 +15,6 @@ from faceguard.training.cpu_graph import (  # noqa: E402
     optimise_file,
     optimise_for_cpu,
 )
-from faceguard.training.onnx_student import model_weights  # noqa: E402
 from faceguard.vision.onnx_model import default_model_path  # noqa: E402
 
 RNG = np.random.default_rng(7)
@@ -165,6 +164,9 @@ def test_shipped_networks_are_in_the_cpu_form(name: str) -> None:
 
 
 def test_the_embedder_weights_read_back_from_the_cpu_form() -> None:
+    pytest.importorskip("torch", reason="the student reader needs the train extra (torch)")
+    from faceguard.training.onnx_student import model_weights
+
     graph = onnx.load(str(default_model_path("lite_mobilefacenet_96.onnx"))).graph
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     convs, slopes = model_weights(graph, tensors)

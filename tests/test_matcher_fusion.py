@@ -8,18 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faceguard.library import template_index
 from faceguard.library.matcher import Matcher
 from faceguard.library.template_index import mean_templates
 
-
-@pytest.fixture(autouse=True, params=["float32 rows", "float16 scan"])
-def search_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test on both search paths: the float32 rows small indexes keep, and the float16
-    scan with its float32 re-rank that large ones use."""
-    if request.param == "float16 scan":
-        monkeypatch.setattr(template_index, "EXACT_ROWS_LIMIT", 0)
-    return str(request.param)
+pytestmark = pytest.mark.usefixtures("both_search_paths")  # every test on both (conftest.py)
 
 D = 32
 

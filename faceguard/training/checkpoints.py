@@ -1,6 +1,7 @@
 """Checkpoints of the student (``last.pt``, ``best.pt``) and the training history as JSON,
 written atomically; shared by :mod:`~faceguard.training.distill`,
-:mod:`~faceguard.training.finetune_views` and :mod:`~faceguard.training.export`.
+:mod:`~faceguard.training.finetune_views`, :mod:`~faceguard.training.online_distill` and
+:mod:`~faceguard.training.export`.
 
 A checkpoint is a dict of tensors and plain Python values: ``format``
 (:data:`CHECKPOINT_FORMAT`), ``model`` (the state dict), ``model_config`` (what rebuilds the
@@ -46,6 +47,23 @@ def save_best_checkpoint(ckpt: dict[str, Any], path: Path) -> None:
 def save_json(obj: Any, path: Path) -> None:
     """Write JSON atomically."""
     write_bytes_atomically(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
+
+
+def save_progress(out: Path, record: dict[str, Any], history: list[dict[str, Any]],
+                  ckpt: dict[str, Any], best: float) -> float:
+    """One held-out check's bookkeeping: append and print ``record`` (starred when its
+    ``val_cos`` beats ``best``), write ``out/last.pt`` (``ckpt`` with the history and the best
+    score), ``out/best.pt`` when it improved, and ``out/history.json``; return the new best."""
+    history.append(record)
+    improved = record["val_cos"] > best
+    best = max(best, float(record["val_cos"]))
+    print(json.dumps(record) + (" *" if improved else ""), flush=True)
+    ckpt = {**ckpt, "best_val_cos": best, "history": history}
+    save_checkpoint(ckpt, out / "last.pt")
+    if improved:
+        save_best_checkpoint(ckpt, out / "best.pt")
+    save_json(history, out / "history.json")
+    return best
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:

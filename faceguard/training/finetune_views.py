@@ -48,9 +48,7 @@ from faceguard.paths import train_cache_dir
 from faceguard.training.checkpoints import (
     load_checkpoint,
     model_record,
-    save_best_checkpoint,
-    save_checkpoint,
-    save_json,
+    save_progress,
 )
 from faceguard.training.distill_data import split_indices
 from faceguard.training.model import LiteMobileFaceNet
@@ -195,7 +193,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     out: Path = args.out or train_cache_dir() / "finetune_sface"
     out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    last_path = out / "last.pt"
     data = ViewData(args.views_dir or default_views(), args.views)
     found = np.load(data.views_dir / "found.npy")
     faces = np.flatnonzero(found)
@@ -305,21 +303,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                       "train_seconds": round(train_s, 1), "elapsed_s": round(elapsed, 1)}
             loss_sum = cos_sum = 0.0
             since_record = 0
-            history.append(record)
-            improved = metrics["val_cos"] > best
-            best = max(best, metrics["val_cos"])
-            print(json.dumps(record) + (" *" if improved else ""), flush=True)
-            ckpt = {**model_record(model),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "epoch": step, "step": step, "total_steps": total,
-                    "target_mean": torch.from_numpy(mean), "hardness": torch.from_numpy(hardness),
-                    "anchor": anchor_state,
-                    "best_val_cos": best, "history": history, "train_seconds": train_s,
-                    "args": {k: str(v) for k, v in vars(args).items()}}
-            save_checkpoint(ckpt, last_path)
-            if improved:
-                save_best_checkpoint(ckpt, best_path)
-            save_json(history, out / "history.json")
+            best = save_progress(out, record, history, {
+                **model_record(model),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "epoch": step, "step": step, "total_steps": total,
+                "target_mean": torch.from_numpy(mean), "hardness": torch.from_numpy(hardness),
+                "anchor": anchor_state, "train_seconds": train_s,
+                "args": {k: str(v) for k, v in vars(args).items()}}, best)
             if elapsed > budget:
                 print(f"budget: stopping at step {step} of {total}", flush=True)
                 break

@@ -40,9 +40,7 @@ from faceguard.training.checkpoints import (
     build_model_from_checkpoint,
     load_checkpoint,
     model_record,
-    save_best_checkpoint,
-    save_checkpoint,
-    save_json,
+    save_progress,
 )
 from faceguard.training.distill_data import split_indices
 from faceguard.training.finetune_views import set_train_mode
@@ -178,7 +176,7 @@ def train(args: argparse.Namespace, teacher: nn.Module | None = None,
         torch.backends.cudnn.allow_tf32 = True
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    last_path, best_path = out / "last.pt", out / "best.pt"
+    last_path = out / "last.pt"
     if canvases is None or teacher is None:
         from faceguard.training.sface_torch import load_sface_torch
 
@@ -284,21 +282,13 @@ def train(args: argparse.Namespace, teacher: nn.Module | None = None,
                       "train_seconds": round(train_s, 1), "elapsed_s": round(elapsed, 1)}
             loss_sum = cos_sum = 0.0
             since = 0
-            history.append(record)
-            improved = val_cos > best
-            best = max(best, val_cos)
-            print(json.dumps(record) + (" *" if improved else ""), flush=True)
             assert targets.mean is not None
-            ckpt = {**model_record(model), "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(), "epoch": step, "step": step,
-                    "total_steps": total, "target_mean": targets.mean.cpu(),
-                    "hardness": hardness.cpu(), "best_val_cos": best, "history": history,
-                    "train_seconds": train_s, "views_seen": views_seen,
-                    "args": {k: str(v) for k, v in vars(args).items()}}
-            save_checkpoint(ckpt, last_path)
-            if improved:
-                save_best_checkpoint(ckpt, best_path)
-            save_json(history, out / "history.json")
+            best = save_progress(out, record, history, {
+                **model_record(model), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(), "epoch": step, "step": step,
+                "total_steps": total, "target_mean": targets.mean.cpu(),
+                "hardness": hardness.cpu(), "train_seconds": train_s, "views_seen": views_seen,
+                "args": {k: str(v) for k, v in vars(args).items()}}, best)
             t_loop = t_check = time.monotonic()
             if elapsed > budget:
                 print(f"budget: stopping at step {step} of {total}", flush=True)
