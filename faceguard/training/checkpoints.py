@@ -49,6 +49,16 @@ def save_json(obj: Any, path: Path) -> None:
     write_bytes_atomically(path, lambda f: f.write(json.dumps(obj, indent=1).encode()))
 
 
+def resume_state(model: LiteMobileFaceNet, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 step: int, total_steps: int, args: Any, **extra: Any) -> dict[str, Any]:
+    """What a training loop needs to resume: the model record, optimiser and scheduler state,
+    the step and the schedule's length, the command's arguments (as text) and ``extra``."""
+    return {**model_record(model), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "epoch": step, "step": step,
+            "total_steps": total_steps, "args": {k: str(v) for k, v in vars(args).items()},
+            **extra}
+
+
 def save_progress(out: Path, record: dict[str, Any], history: list[dict[str, Any]],
                   ckpt: dict[str, Any], best: float) -> float:
     """One held-out check's bookkeeping: append and print ``record`` (starred when its

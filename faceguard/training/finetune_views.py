@@ -47,7 +47,7 @@ from torch import nn
 from faceguard.paths import train_cache_dir
 from faceguard.training.checkpoints import (
     load_checkpoint,
-    model_record,
+    resume_state,
     save_progress,
 )
 from faceguard.training.distill_data import split_indices
@@ -303,13 +303,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                       "train_seconds": round(train_s, 1), "elapsed_s": round(elapsed, 1)}
             loss_sum = cos_sum = 0.0
             since_record = 0
-            best = save_progress(out, record, history, {
-                **model_record(model),
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "epoch": step, "step": step, "total_steps": total,
-                "target_mean": torch.from_numpy(mean), "hardness": torch.from_numpy(hardness),
-                "anchor": anchor_state, "train_seconds": train_s,
-                "args": {k: str(v) for k, v in vars(args).items()}}, best)
+            state = resume_state(model, optimizer, scheduler, step, total, args,
+                                 target_mean=torch.from_numpy(mean),
+                                 hardness=torch.from_numpy(hardness), anchor=anchor_state,
+                                 train_seconds=train_s)
+            best = save_progress(out, record, history, state, best)
             if elapsed > budget:
                 print(f"budget: stopping at step {step} of {total}", flush=True)
                 break

@@ -39,7 +39,7 @@ from torch import nn
 from faceguard.training.checkpoints import (
     build_model_from_checkpoint,
     load_checkpoint,
-    model_record,
+    resume_state,
     save_progress,
 )
 from faceguard.training.distill_data import split_indices
@@ -283,12 +283,10 @@ def train(args: argparse.Namespace, teacher: nn.Module | None = None,
             loss_sum = cos_sum = 0.0
             since = 0
             assert targets.mean is not None
-            best = save_progress(out, record, history, {
-                **model_record(model), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "epoch": step, "step": step,
-                "total_steps": total, "target_mean": targets.mean.cpu(),
-                "hardness": hardness.cpu(), "train_seconds": train_s, "views_seen": views_seen,
-                "args": {k: str(v) for k, v in vars(args).items()}}, best)
+            state = resume_state(model, optimizer, scheduler, step, total, args,
+                                 target_mean=targets.mean.cpu(), hardness=hardness.cpu(),
+                                 train_seconds=train_s, views_seen=views_seen)
+            best = save_progress(out, record, history, state, best)
             t_loop = t_check = time.monotonic()
             if elapsed > budget:
                 print(f"budget: stopping at step {step} of {total}", flush=True)
