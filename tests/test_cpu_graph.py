@@ -173,3 +173,15 @@ def test_the_embedder_weights_read_back_from_the_cpu_form() -> None:
     eca = [weight for name, weight, _ in convs if name.endswith("/band")]
     assert len(slopes) == 3 and len(eca) == 4
     assert all(w.shape[:2] == (1, 1) and w.shape[2] % 2 == 1 for w in eca)
+
+
+def test_a_damaged_file_is_refused_and_left_as_it_was(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from faceguard.training.cpu_graph import main
+
+    path = tmp_path / "damaged.onnx"
+    garbage = bytes(range(256)) * 4
+    path.write_bytes(garbage)
+    with pytest.raises(ValueError, match="is not an ONNX model"):
+        optimise_file(path)
+    assert main([str(path)]) == 1
+    assert path.read_bytes() == garbage

@@ -88,3 +88,15 @@ def test_fine_tune_starts_from_the_shipped_student_rotated(tmp_path: Path) -> No
     start = json.loads((tmp_path / "history.json").read_text())[0]
     assert start["init"].endswith("lite_mobilefacenet_96.onnx")
     assert start["procrustes_faces"] > 0 and np.isfinite(start["fit_cos_rotated"])
+
+
+def test_a_missing_start_student_is_refused_before_any_data_loads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from faceguard.training.online_distill import main
+
+    code = main(["--bundle", str(tmp_path / "no-bundle"), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--init", str(tmp_path / "missing.onnx")])
+    assert code == 2 and "does not exist" in capsys.readouterr().err
+    code = main(["--bundle", str(tmp_path / "no-bundle"), "--out", str(tmp_path / "out"),
+                 "--device", "cpu", "--init", "scratch"])
+    assert code == 2 and "not a canvas bundle" in capsys.readouterr().err

@@ -57,7 +57,7 @@ def optimise_for_cpu(model: Any) -> RewriteCounts:
     counts = RewriteCounts()
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
-    ranks = _ranks(model)
+    shapes = _shapes(model)  # of the graph as exported, before any rewrite
     # Constants have no inputs: set aside, they go first again if anything still reads them.
     constants = [n for n in graph.node if n.op_type == "Constant"]
     nodes = [n for n in graph.node if n.op_type != "Constant"]
@@ -68,20 +68,20 @@ def optimise_for_cpu(model: Any) -> RewriteCounts:
         if node.op_type == "PRelu":
             x, slope_name = node.input
             out += _prelu_nodes(graph, counts.prelu, x, _array(weights[slope_name]),
-                                node.output[0], ranks.get(x))
+                                node.output[0], _rank(shapes, x))
             counts.prelu += 1
             index += 1
         elif _is_legacy_prelu(nodes, index):
             x = node.input[0]
             slope = _array(weights[nodes[index + 3].input[1]])
             out += _prelu_nodes(graph, counts.prelu, x, slope, nodes[index + 4].output[0],
-                                ranks.get(x))
+                                _rank(shapes, x))
             counts.prelu += 1
             index += len(LEGACY_PRELU)
         elif _is_eca_chain(nodes, index):
             chain = nodes[index:index + len(ECA_CHAIN)]
             kernel = _array(weights[chain[3].input[1]]).reshape(-1)
-            channels = _channels(model, chain[0].input[0])
+            channels = _channels(shapes, chain[0].input[0])
             out += _eca_nodes(graph, counts.eca, chain[0].input[0], kernel, channels,
                               chain[-1].output[0])
             counts.eca += 1
@@ -106,26 +106,26 @@ def _array(tensor: Any) -> np.ndarray:
     return np.asarray(numpy_helper.to_array(tensor), dtype=np.float32)
 
 
-def _ranks(model: Any) -> dict[str, int]:
-    """Rank of every tensor shape inference can tell."""
+def _shapes(model: Any) -> dict[str, list[int | None]]:
+    """The shape of every tensor shape inference can tell (None: a dynamic axis)."""
     import onnx
 
     inferred = onnx.shape_inference.infer_shapes(model)
     values = list(inferred.graph.value_info) + list(inferred.graph.input)
-    return {v.name: len(v.type.tensor_type.shape.dim) for v in values
-            if v.type.tensor_type.HasField("shape")}
+    return {v.name: [int(d.dim_value) if d.HasField("dim_value") else None
+                     for d in v.type.tensor_type.shape.dim]
+            for v in values if v.type.tensor_type.HasField("shape")}
 
 
-def _channels(model: Any, name: str) -> int:
-    import onnx
+def _rank(shapes: dict[str, list[int | None]], name: str) -> int | None:
+    return len(shapes[name]) if name in shapes else None
 
-    inferred = onnx.shape_inference.infer_shapes(model)
-    for value in inferred.graph.value_info:
-        if value.name == name:
-            dim = value.type.tensor_type.shape.dim[1]
-            if dim.HasField("dim_value"):
-                return int(dim.dim_value)
-    raise ValueError(f"the channel count of {name} is not known from shape inference")
+
+def _channels(shapes: dict[str, list[int | None]], name: str) -> int:
+    shape = shapes.get(name, [])
+    if len(shape) < 2 or shape[1] is None:
+        raise ValueError(f"the channel count of {name} is not known from shape inference")
+    return int(shape[1])
 
 
 def _is_legacy_prelu(nodes: Sequence[Any], index: int) -> bool:
@@ -249,7 +249,10 @@ def optimise_file(path: Path, feeds: dict[str, np.ndarray] | None = None) -> Rew
     import onnx
 
     before = path.read_bytes()
-    model = onnx.load_from_string(before)
+    try:
+        model = onnx.load_from_string(before)
+    except Exception as error:  # protobuf's DecodeError and onnx's own parse errors
+        raise ValueError(f"{path} is not an ONNX model ({error})") from error
     counts = optimise_for_cpu(model)
     after = model.SerializeToString()
     worst = largest_difference(before, after, feeds)

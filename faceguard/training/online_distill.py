@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceguard.errors import FaceGuardError
 from faceguard.training.checkpoints import (
     build_model_from_checkpoint,
     load_checkpoint,
@@ -297,7 +298,15 @@ def train(args: argparse.Namespace, teacher: nn.Module | None = None,
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point."""
     args = parse_args(argv)
-    record = train(args)
+    fresh = not (args.out / "last.pt").exists()
+    if fresh and args.init != SCRATCH and not Path(args.init).is_file():
+        print(f"error: the student to start from, {args.init}, does not exist", file=sys.stderr)
+        return 2  # before loading the bundle: on a lent GPU every minute counts
+    try:
+        record = train(args)
+    except (FaceGuardError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"done: {json.dumps(record)}")
     return 0
 
