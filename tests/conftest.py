@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -150,3 +154,42 @@ def both_search_paths(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     if request.param == "float16 scan":
         monkeypatch.setattr(template_index, "EXACT_ROWS_LIMIT", 0)
     return str(request.param)
+
+
+# -- a model with a calibration table (strictness levels) -------------------------------------
+
+CALIBRATION_TABLE = {"0.001": 0.61, "0.0001": 0.72, "1e-05": 0.83}
+
+
+def model_with_manifest(parent: Path, test_embedder_file: tuple[Path, str],
+                        entry: dict[str, object]) -> Path:
+    """The tiny test embedder copied into a folder with a manifest holding ``entry``."""
+    source, digest = test_embedder_file
+    folder = parent / "models"
+    folder.mkdir()
+    path = folder / "site_model.onnx"
+    shutil.copyfile(source, path)
+    manifest = {"models": {path.name: {"sha256": digest, "margin": 0.04, **entry}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return path
+
+
+@pytest.fixture()
+def calibrated_model(tmp_path: Path, test_embedder_file: tuple[Path, str],
+                     monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test embedder with a full calibration table, in force for the app."""
+    path = model_with_manifest(tmp_path, test_embedder_file, {
+        "threshold": 0.61, "threshold_far": 1e-3, "thresholds": CALIBRATION_TABLE})
+    monkeypatch.setenv("FACEGUARD_EMBEDDER", str(path))
+    monkeypatch.setenv("FACEGUARD_EMBEDDER_SHA256", test_embedder_file[1])
+    return path
+
+
+@pytest.fixture()
+def calibrated_ctx(tmp_path: Path, calibrated_model: Path) -> Iterator[Any]:
+    """An application context on that model, at its calibrated (standard) level."""
+    from faceguard.core.context import AppContext
+
+    context = AppContext(make_data_dir(tmp_path, match_threshold=None))
+    yield context
+    context.close()

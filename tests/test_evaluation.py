@@ -194,6 +194,36 @@ def test_gallery_images_without_a_face_count_as_misses() -> None:
     assert report.stranger_false_accept_rate is None
 
 
+def test_visits_fuse_photos_as_the_kiosk_fuses_frames() -> None:
+    from faceguard.evaluation.gallery_visits import evaluate_visits, fused_visits
+    from faceguard.kiosk.tracking import Track
+    from faceguard.vision.mtcnn import Face
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((5, 16)).astype(np.float32)
+    track = Track(1, Face(np.array([0, 0, 10, 10], np.float32), 1.0,
+                          np.zeros((5, 2), np.float32)))
+    for row in (0, 2, 3):
+        fused = track.fuse(vectors[row] / np.linalg.norm(vectors[row]))
+    np.testing.assert_allclose(fused_visits(vectors, [[0, 2, 3]])[0], fused, atol=1e-6)
+
+    names, people = _people(20, 7)  # 10 enrolled with 2 photos, 5 probes each: 2 visits of 2
+    singles, single_vectors = _people(6, 3, seed=9)
+    names += [f"S{n}" for n in singles]
+    vectors = np.concatenate([people, single_vectors])
+    has_face = np.ones(len(names), bool)
+    visits = evaluate_visits(names, vectors, has_face, threshold=0.8, margin=0.05,
+                             photos_per_visit=2).to_json()
+    assert visits["enrolled_visits"] == 10 * 2 and visits["accept_rate"] == 1.0
+    # strangers: 10 unenrolled qualifying people (7 photos: 3 visits) + 6 with 3 (1 visit)
+    assert visits["stranger_visits"] == 10 * 3 + 6 and visits["stranger_false_accept_rate"] == 0
+    loose = evaluate_visits(names, vectors, has_face, threshold=-1.0, margin=0.0,
+                            photos_per_visit=3).to_json()
+    assert loose["enrolled_visits"] == 10 and loose["stranger_false_accept_rate"] == 1.0
+    with pytest.raises(ValueError, match="at least one photo"):
+        evaluate_visits(names, vectors, has_face, threshold=0.8, margin=0.0, photos_per_visit=0)
+
+
 # -- ROC plot -------------------------------------------------------------------------------------
 
 def test_roc_plot_is_drawn_and_written(tmp_path: Path) -> None:
@@ -298,3 +328,31 @@ def test_cli_eval_missing_dataset_is_one_line(
     err = capsys.readouterr().err
     assert code == 1
     assert err.count("\n") == 1 and "LFW dataset not found" in err
+
+
+@pytest.mark.shared
+def test_cli_eval_gallery_scores_every_calibrated_level(
+        tmp_path: Path, calibrated_model: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from faceguard.cli import main
+    from tests.conftest import make_data_dir
+
+    dataset = _lfw()
+    monkeypatch.setenv("FACEGUARD_TRAIN_CACHE", str(tmp_path / "cache"))
+    data = make_data_dir(tmp_path, match_threshold=None)
+    assert main(["--data-dir", str(data), "eval", "gallery", "--dataset", str(dataset),
+                 "--limit-pairs", "60", "--json", "--levels", "--visits", "2"]) == 0
+    gallery = json.loads(capsys.readouterr().out)
+    levels = gallery["levels"]
+    assert [(row["level"], row["far"], row["threshold"]) for row in levels] == [
+        ("standard", 1e-3, 0.61), ("strict", 1e-4, 0.72), ("very-strict", 1e-5, 0.83)]
+    assert levels[0]["accept_rate"] == gallery["accept_rate"]  # the level in force
+    assert levels[0]["visits"] == gallery["visits"] and gallery["visits"]["photos_per_visit"] == 2
+    named = [row["accept_rate"] for row in levels]
+    strangers = [row["stranger_false_accept_rate"] for row in levels]
+    assert named == sorted(named, reverse=True) and strangers == sorted(strangers, reverse=True)
+    assert main(["--data-dir", str(data), "eval", "gallery", "--dataset", str(dataset),
+                 "--limit-pairs", "60", "--levels", "--visits", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "strictness levels" in out and "very-strict" in out and "0.8300" in out
+    assert "by visits of 2 fused photos" in out and "visits of 2:" in out

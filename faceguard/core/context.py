@@ -15,7 +15,12 @@ import numpy as np
 from faceguard.core.enrolment import ConsentGiven, Enroller
 from faceguard.core.library_access import LIBRARY_FILE, open_library
 from faceguard.core.notice import notice_version
-from faceguard.core.operating_point import OperatingPoint, embedder_location, operating_point
+from faceguard.core.operating_point import (
+    OperatingPoint,
+    calibrated_thresholds,
+    embedder_location,
+    operating_point,
+)
 from faceguard.core.pin import hash_pin
 from faceguard.core.roles import Permission, may
 from faceguard.errors import LibraryError
@@ -101,11 +106,11 @@ class AppContext:
         path, _ = embedder_location(self.settings)
         return operating_point(self.settings, path)
 
-    def calibrated_threshold(self) -> float:
-        """The threshold the model's calibration gives (what "use the model's threshold"
-        means), whatever the settings say."""
+    def calibrated_thresholds(self) -> dict[str, float]:
+        """The model's calibrated threshold at each strictness level it was calibrated for
+        (what each level of ``recognition.strictness`` means), whatever the settings say."""
         path, _ = embedder_location(self.settings)
-        return operating_point(self.settings.replace(match_threshold=None), path).threshold
+        return calibrated_thresholds(path)
 
     @cached_property
     def fusion(self) -> Fusion:
@@ -136,6 +141,7 @@ class AppContext:
                          option.shown(getattr(new, option.name)) if option.secret
                          else getattr(new, option.name)]
             for option in OPTIONS if getattr(old, option.name) != getattr(new, option.name)}
+        operating_point(new, embedder_location(new)[0])  # a level never calibrated: refused
         save_settings(new, self.data_dir)
         self.settings = new
         self.__dict__.pop("operating_point", None)  # recomputed from the new settings

@@ -1,7 +1,8 @@
 """Which embedding model a process uses, and the open-set operating point it is run at.
 
 The threshold and margin come from the model's calibration (its manifest entry, see
-resources/models/MODEL_CARD.md) unless the settings set a threshold explicitly.
+resources/models/MODEL_CARD.md) at the strictness level the settings choose, unless the
+settings set a threshold explicitly.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from faceguard.library.match_decision import UNCALIBRATED_THRESHOLD
 from faceguard.settings import Settings
+from faceguard.settings.schema import STRICTNESS_FAR, SettingsError
 from faceguard.vision.onnx_model import default_model_path, manifest_entry
 
 EMBEDDER_ENV = "FACEGUARD_EMBEDDER"
@@ -38,15 +40,45 @@ def embedder_location(settings: Settings) -> tuple[Path, str | None]:
     return (path if path.is_absolute() else default_model_path(name)), None
 
 
-def operating_point(settings: Settings, embedder_path: Path) -> OperatingPoint:
-    """The model card's calibrated threshold, unless the settings set one explicitly."""
+def one_in(far: float) -> str:
+    """A false-accept rate as people read it: 1e-4 -> "1 in 10,000"."""
+    return f"1 in {round(1 / far):,}"
+
+
+def calibrated_thresholds(embedder_path: Path) -> dict[str, float]:
+    """The model card's threshold at each strictness level it was calibrated for.
+
+    The manifest entry's ``thresholds`` table maps a false-accept rate (``"0.0001"``) to a
+    threshold; an entry with only ``threshold`` and ``threshold_far`` gives that one level.
+    """
     entry = manifest_entry(embedder_path) or {}
-    calibrated = entry.get("threshold")
-    if calibrated is not None and settings.match_threshold is None:
-        far = entry.get("threshold_far")
-        return OperatingPoint(float(str(calibrated)), float(str(entry.get("margin", 0.0))),
-                              float(str(far)) if far is not None else None,
-                              f"calibrated, {embedder_path.name} model card")
+    table = entry.get("thresholds")
+    by_far = {f"{float(far):g}": float(value)
+              for far, value in (table.items() if isinstance(table, dict) else ())}
+    if entry.get("threshold") is not None and entry.get("threshold_far") is not None:
+        by_far.setdefault(f"{float(str(entry['threshold_far'])):g}",
+                          float(str(entry["threshold"])))
+    return {level: by_far[f"{far:g}"] for level, far in STRICTNESS_FAR.items()
+            if f"{far:g}" in by_far}
+
+
+def operating_point(settings: Settings, embedder_path: Path) -> OperatingPoint:
+    """The model card's calibrated threshold at the settings' strictness, unless the settings
+    set a threshold explicitly (SettingsError when that level was never calibrated)."""
+    entry = manifest_entry(embedder_path) or {}
+    if entry.get("threshold") is not None and settings.match_threshold is None:
+        level = settings.match_strictness
+        levels = calibrated_thresholds(embedder_path)
+        far = STRICTNESS_FAR[level]
+        if level not in levels:
+            known = ", ".join(f"{name} ({one_in(STRICTNESS_FAR[name])})" for name in levels)
+            raise SettingsError(
+                f"{embedder_path.name} has no calibrated threshold for the {level} level "
+                f"({one_in(far)}); calibrated: {known or 'none'}. Choose one of those "
+                "(recognition.strictness) or set recognition.threshold.")
+        return OperatingPoint(levels[level], float(str(entry.get("margin", 0.0))), far,
+                              f"calibrated ({level}: {one_in(far)}), {embedder_path.name} "
+                              "model card")
     threshold = settings.match_threshold
     if threshold is None:
         threshold = UNCALIBRATED_THRESHOLD

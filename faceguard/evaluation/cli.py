@@ -5,21 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from faceguard.console import CommandError, Progress
-from faceguard.core.context import AppContext, embedder_location
+from faceguard.console import CommandError
+from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
-from faceguard.evaluation.gallery import DEFAULT_SEED, evaluate_lfw_gallery, gallery_rules
+from faceguard.evaluation.cli_support import (
+    Reporter,
+    eval_engine,
+    eval_min_face,
+    far_rate,
+    positive_int,
+)
+from faceguard.evaluation.gallery import DEFAULT_SEED
+from faceguard.evaluation.gallery_cli import cmd_eval_gallery
 from faceguard.evaluation.lfw import evaluate_lfw
-from faceguard.evaluation.lfw_embeddings import embed_subset
 from faceguard.evaluation.lfw_pairs import TIMING_IMAGES, LfwSubset, load_subset, sample_images
 from faceguard.evaluation.lfw_pipelines import (
     FALLBACK_SAMPLE,
-    LFW_MIN_FACE,
     LFW_PICK,
     SFACE_MODEL_ID,
     TEACHER_MODEL_ID,
@@ -32,77 +37,18 @@ from faceguard.evaluation.lfw_pipelines import (
 )
 from faceguard.evaluation.lfw_report import TEACHER_NAMES, format_report, report_json
 from faceguard.evaluation.lfw_scores import VerificationScores
-from faceguard.evaluation.open_set import (
-    EQUAL_STRANGERS,
-    RuleRow,
-    format_rules_table,
-    utkface_site_threshold,
-    utkface_vectors,
-)
 from faceguard.vision.engine import FaceEngine
 
 DEFAULT_DATASET = "../shared/datasets/lfw"
 
 
-class _Reporter:
-    """Progress bars and notes on stderr."""
-
-    def __init__(self) -> None:
-        self.bars: dict[str, Progress] = {}
-
-    def progress(self, label: str, done: int, total: int) -> None:
-        """Advance the bar of this label."""
-        self.bars.setdefault(label, Progress(total, label))(done, total)
-
-    @staticmethod
-    def note(message: str) -> None:
-        """One line of information."""
-        print(f"faceguard: {message}", file=sys.stderr, flush=True)
-
-
-def _far(text: str) -> float:
-    """argparse type: a false-accept rate in (0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not (math.isfinite(value) and 0.0 < value < 1.0):
-        raise argparse.ArgumentTypeError(f"the FAR must be between 0 and 1, got {text}")
-    return value
-
-
-def _positive(text: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _min_face(args: argparse.Namespace) -> int:
-    """The global --min-face when given, else 40 px (LFW faces are ~100 px)."""
-    return int(getattr(args, "min_face", None) or LFW_MIN_FACE)
-
-
-def _engine(ctx: AppContext, mirror: bool) -> FaceEngine:
-    """The configured pipeline, with a mirror-averaging embedder when asked."""
-    if not mirror:
-        return ctx.engine
-    path, sha = embedder_location(ctx.settings)
-    return FaceEngine.load(min_face=ctx.min_face, embedder_path=path, embedder_sha256=sha,
-                           mirror=True)
-
-
-def _sface_scores(args: argparse.Namespace, subset: LfwSubset, reporter: _Reporter
+def _sface_scores(args: argparse.Namespace, subset: LfwSubset, reporter: Reporter
                   ) -> VerificationScores:
     """Score SFace (MTCNN, face nearest the centre, 112 alignment) on the same pairs."""
     from faceguard.training.sface import TeacherMissingError
 
     try:
-        embed = SFaceEmbed(min_face=_min_face(args))
+        embed = SFaceEmbed(min_face=eval_min_face(args))
     except TeacherMissingError as error:
         raise CommandError(f"--teacher sface: {error}") from error
     except ImportError as error:
@@ -115,7 +61,7 @@ def _sface_scores(args: argparse.Namespace, subset: LfwSubset, reporter: _Report
     return scores
 
 
-def _teacher_scores(args: argparse.Namespace, subset: LfwSubset, reporter: _Reporter
+def _teacher_scores(args: argparse.Namespace, subset: LfwSubset, reporter: Reporter
                     ) -> VerificationScores:
     """Score the chosen teacher's pipeline on the same pairs (dlib's by default)."""
     if args.teacher == "sface":
@@ -143,9 +89,9 @@ def cmd_eval_lfw(ctx: AppContext, args: argparse.Namespace) -> int:
     if args.roc:
         check_target(args.roc)
     subset = load_subset(args.dataset, args.limit_pairs)
-    min_face = _min_face(args)
-    engine = _engine(ctx, args.mirror)
-    reporter = _Reporter()
+    min_face = eval_min_face(args)
+    engine = eval_engine(ctx, args.mirror)
+    reporter = Reporter()
     reporter.note(f"face selection: {LFW_PICK} (the face nearest the image centre, LFW's "
                   "convention; whole faces before faces cut by the border)")
     ours = evaluate_lfw(args.dataset, engine_embed_fn(engine, min_face, LFW_PICK),
@@ -178,71 +124,11 @@ def cmd_eval_lfw(ctx: AppContext, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_eval_gallery(ctx: AppContext, args: argparse.Namespace) -> int:
-    """Enrol 2 photos of half the qualifying LFW people; identify and reject strangers."""
-    min_face = _min_face(args)
-    engine = _engine(ctx, args.mirror)
-    reporter = _Reporter()
-    point = ctx.operating_point
-    threshold = point.threshold if args.threshold is None else args.threshold
-    margin = point.margin if args.margin is None else args.margin
-    report = evaluate_lfw_gallery(
-        args.dataset, engine_embed_fn(engine, min_face, LFW_PICK), model_id=engine.model_id,
-        cache_key=f"{engine.model_id}_minface{min_face}_{LFW_PICK}", limit_pairs=args.limit_pairs,
-        threshold=threshold, margin=margin, seed=args.seed, progress=reporter.progress,
-        note=reporter.note, fusion=ctx.fusion)
-    overridden = args.threshold is not None or args.margin is not None
-    source = "command line" if overridden else point.source
-    rules = _rules_table(args, engine, threshold, margin, min_face, reporter) if args.rules \
-        else None
-    if args.json:
-        extra: dict[str, Any] = {} if rules is None else {"rules": rules}
-        print(json.dumps({"dataset": args.dataset, "model_id": engine.model_id,
-                          "operating_point_source": source, "fusion": ctx.fusion,
-                          **report.to_json(), **extra}, indent=1))
-    else:
-        print(report.format(f"LFW gallery protocol, {engine.model_id} (operating point: "
-                            f"{source}; template fusion {ctx.fusion})"))
-        if rules is not None:
-            print(format_rules_table([RuleRow(**row) for row in rules["rows"]],
-                                     rules["note"]))
-    return 0
-
-
-def _rules_table(args: argparse.Namespace, engine: FaceEngine, threshold: float, margin: float,
-                 min_face: int, reporter: _Reporter) -> dict[str, Any]:
-    """Each open-set rule on the gallery split, the cohort rule's threshold set on UTKFace."""
-    subset = load_subset(args.dataset, args.limit_pairs)
-    embeddings = embed_subset(subset, engine_embed_fn(engine, min_face, LFW_PICK),
-                              model_id=engine.model_id,
-                              cache_key=f"{engine.model_id}_minface{min_face}_{LFW_PICK}",
-                              progress=reporter.progress, note=reporter.note)
-    try:
-        utk = utkface_vectors(Path(args.utkface), engine_embed_fn(engine, min_face, "largest"),
-                              model_id=engine.model_id, count=args.utkface_faces,
-                              progress=reporter.progress)
-        site = utkface_site_threshold(utk, threshold, margin)
-    except (FaceGuardError, ValueError) as error:
-        raise CommandError(f"--rules: {error}") from error
-    thresholds = {"max": threshold, "max_mean": threshold, "cohort": site.cohort_threshold}
-    rows = gallery_rules(subset.identities, embeddings.vectors, embeddings.has_face,
-                         thresholds=thresholds, margin=margin, seed=args.seed)
-    note = (f"threshold {threshold:.4f} (max, max_mean) accepts {100 * site.stranger_rate:.2f}% "
-            f"of {site.strangers} UTKFace strangers on a simulated {site.people}-person UTKFace "
-            f"site; the cohort z threshold {site.cohort_threshold:.3f} accepts as many there. "
-            f"Margin {margin:.3f} over the runner-up in every rule. {EQUAL_STRANGERS}: "
-            "max_mean at the threshold where it accepts no more LFW strangers than max "
-            "(read off LFW: for reporting only).")
-    return {"rows": [vars(row) for row in rows], "note": note,
-            "utkface_site": vars(site)}
-
-
 def _liveness_scores(engine: FaceEngine, checker: Any, folder: Path, min_face: int,
-                     reporter: _Reporter, label: str, every: int = 1
+                     reporter: Reporter, label: str, every: int = 1
                      ) -> tuple[list[float | None], int, float]:
     """The fused live probability of the largest face of each image (None: unsure), the
     number of images without a face or unreadable (left out), and ms per scored face."""
-    from faceguard.errors import FaceGuardError
     from faceguard.evaluation.attacks import image_files
     from faceguard.vision.image_io import load_image
 
@@ -282,9 +168,9 @@ def cmd_eval_liveness(ctx: AppContext, args: argparse.Namespace) -> int:
     if args.det:
         check_target(args.det)
     threshold = ctx.settings.liveness_threshold if args.threshold is None else args.threshold
-    min_face = _min_face(args)
+    min_face = eval_min_face(args)
     checker = LivenessChecker()
-    reporter = _Reporter()
+    reporter = Reporter()
     live, live_out, live_ms = _liveness_scores(ctx.engine, checker, Path(args.live), min_face,
                                                reporter, "live", args.live_every)
     attack, attack_out, attack_ms = _liveness_scores(ctx.engine, checker, Path(args.attack),
@@ -343,7 +229,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action.add_argument("--json", action="store_true", help="print one JSON object")
         action.add_argument("--mirror", action="store_true",
                             help="average each face's embedding with its mirror image's")
-        action.add_argument("--limit-pairs", type=_positive, metavar="N",
+        action.add_argument("--limit-pairs", type=positive_int, metavar="N",
                             help="only N pairs spread over the folds (quick runs, tests)")
 
     lfw = actions.add_parser("lfw", help="10-fold accuracy, TAR at FAR 1e-3/1e-4, ROC")
@@ -354,7 +240,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      "default) or sface (needs tools/fetch_sface.py; face nearest the "
                      "centre); slow the first time")
     lfw.add_argument("--roc", metavar="FILE.png", help="draw the ROC curve(s) into FILE.png")
-    lfw.add_argument("--calibrate", type=_far, metavar="FAR",
+    lfw.add_argument("--calibrate", type=far_rate, metavar="FAR",
                      help="print the threshold at this FAR on LFW impostor pairs (for "
                      "reporting only; calibrate the shipped threshold on a non-LFW set)")
     lfw.set_defaults(func=cmd_eval_lfw)
@@ -369,9 +255,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     gallery.add_argument("--rules", action="store_true",
                          help="also compare the open-set rules (best template, + mean "
                          "template, + cohort normalisation) at thresholds set on UTKFace")
+    gallery.add_argument("--levels", action="store_true",
+                         help="also score every calibrated strictness level (standard, strict, "
+                         "very-strict) on the same split")
+    gallery.add_argument("--visits", type=positive_int, metavar="K",
+                         help="also decide by visits: K photos of a person fused into one "
+                         "vector first, as the kiosk fuses the frames of a visit")
     gallery.add_argument("--utkface", default="../shared/datasets/utkface",
                          help="UTKFace folder for --rules (its threshold, never LFW)")
-    gallery.add_argument("--utkface-faces", type=_positive, default=3000, metavar="N",
+    gallery.add_argument("--utkface-faces", type=positive_int, default=3000, metavar="N",
                          help="UTKFace images embedded for --rules (first N by name)")
     gallery.set_defaults(func=cmd_eval_gallery)
 
@@ -381,7 +273,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                           help="folder of live (bona fide) face images, searched recursively")
     liveness.add_argument("--attack", required=True, metavar="DIR",
                           help="folder of attack images (e.g. from tools/make_attacks.py)")
-    liveness.add_argument("--live-every", type=_positive, default=1, metavar="N",
+    liveness.add_argument("--live-every", type=positive_int, default=1, metavar="N",
                           help="only every N-th live image (sorted paths; an LFW subset)")
     liveness.add_argument("--json", action="store_true", help="print one JSON object")
     liveness.add_argument("--det", metavar="FILE.png", help="draw the DET curve into FILE.png")

@@ -223,3 +223,29 @@ def gallery_rules(identities: Sequence[str], vectors: np.ndarray, has_face: np.n
         np.array(split.template_ids, np.int64), vectors[split.template_rows], probe_people,
         vectors[probe_rows], vectors[stranger_rows], thresholds, margin,
         enrolled_probes_total=len(split.probes))
+
+
+def format_levels_table(levels: list[dict[str, Any]], margin: float) -> str:
+    """The strictness levels table: each calibrated threshold on the same gallery split, per
+    photo and, where the rows carry them, per visit of fused photos."""
+    def pct(rate: float | None) -> str:
+        return "n/a" if rate is None else f"{100 * rate:.2f}%"
+
+    by_visit = bool(levels) and all("visits" in row for row in levels)
+    header = (f"{'level':<12} {'FAR':>8} {'threshold':>9} {'named':>8} {'as other':>9} "
+              f"{'strangers':>10}")
+    if by_visit:
+        k = levels[0]["visits"]["photos_per_visit"]
+        header += f" | visits of {k}: {'named':>8} {'as other':>9} {'strangers':>10}"
+    lines = [f"strictness levels (UTKFace calibration, margin {margin:.3f}):", header]
+    for row in levels:
+        line = (f"{row['level']:<12} {row['far']:>8g} {row['threshold']:>9.4f} "
+                f"{pct(row['accept_rate']):>8} {pct(row['misidentification_rate']):>9} "
+                f"{pct(row['stranger_false_accept_rate']):>10}")
+        if by_visit:
+            visits = row["visits"]
+            line += (f" | {'':13}{pct(visits['accept_rate']):>8} "
+                     f"{pct(visits['misidentification_rate']):>9} "
+                     f"{pct(visits['stranger_false_accept_rate']):>10}")
+        lines.append(line)
+    return "\n".join(lines)

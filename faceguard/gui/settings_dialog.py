@@ -3,8 +3,8 @@ data folder."""
 
 from __future__ import annotations
 
+from PySide6.QtGui import QStandardItemModel
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDialog,
     QDoubleSpinBox,
@@ -20,12 +20,18 @@ from PySide6.QtWidgets import (
 )
 
 from faceguard.core.context import AppContext
+from faceguard.core.operating_point import one_in
 from faceguard.errors import FaceGuardError
 from faceguard.gui import theme
 from faceguard.kiosk.sources import SourceError, SourceSpec
 from faceguard.settings import Settings
+from faceguard.settings.schema import STRICTNESS_FAR
 
+CUSTOM = "custom"
+STRICTNESS_NAMES = {"standard": "Standard", "strict": "Strict", "very-strict": "Very strict"}
 THRESHOLD_NOTE = (
+    "The levels are the model's calibration (on UTKFace faces): how many enrolled people a "
+    "stranger's face outscores. "
     "The threshold is how similar a face must be to an enrolled person to count as them. "
     "Higher: fewer strangers are ever taken for someone enrolled, but enrolled people are "
     "turned away more often (poor light, new glasses). Lower: people get in more easily, and a "
@@ -64,22 +70,35 @@ class SettingsDialog(QDialog):
         theme.set_role(source_hint, "hint")
 
         try:
-            calibrated: float | None = ctx.calibrated_threshold()
+            calibrated = ctx.calibrated_thresholds()
         except FaceGuardError:
-            calibrated = None
+            calibrated = {}
         self.calibrated = calibrated
-        self.use_calibrated = QCheckBox(
-            "Use the model's calibrated threshold"
-            + (f" ({calibrated:.3f})" if calibrated is not None else ""))
+        # One entry per strictness level (those the model was never calibrated for greyed
+        # out), then a custom threshold typed in the box below.
+        self.strictness = QComboBox()
+        model = self.strictness.model()
+        items = model if isinstance(model, QStandardItemModel) else None
+        for level, far in STRICTNESS_FAR.items():
+            threshold = calibrated.get(level)
+            text = f"{STRICTNESS_NAMES[level]}: a stranger matches about {one_in(far)} people"
+            self.strictness.addItem(text + (f" (threshold {threshold:.3f})" if threshold
+                                            is not None else " (not calibrated)"), level)
+            item = items.item(self.strictness.count() - 1) if items is not None else None
+            if threshold is None and item is not None:
+                item.setEnabled(False)
+        self.strictness.addItem("Custom threshold", CUSTOM)
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1.0)
         self.threshold.setDecimals(3)
         self.threshold.setSingleStep(0.01)
         current = settings.match_threshold
-        self.threshold.setValue(current if current is not None else (calibrated or 0.5))
-        self.use_calibrated.setChecked(current is None)
+        self.threshold.setValue(current if current is not None else
+                                calibrated.get(settings.match_strictness, 0.5))
+        self.strictness.setCurrentIndex(self.strictness.findData(
+            CUSTOM if current is not None else settings.match_strictness))
         self.threshold.setEnabled(current is not None)
-        self.use_calibrated.toggled.connect(lambda on: self.threshold.setEnabled(not on))
+        self.strictness.currentIndexChanged.connect(self._strictness_changed)
         note = QLabel(THRESHOLD_NOTE)
         note.setWordWrap(True)
         theme.set_role(note, "hint")
@@ -117,8 +136,8 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Video source", source_row)
         form.addRow("", source_hint)
+        form.addRow("Strictness", self.strictness)
         form.addRow("Match threshold", self.threshold)
-        form.addRow("", self.use_calibrated)
         form.addRow("", note)
         form.addRow("Repeat window", self.repeat)
         form.addRow("", repeat_hint)
@@ -136,6 +155,13 @@ class SettingsDialog(QDialog):
         layout.addWidget(self.message)
         layout.addWidget(buttons)
 
+    def _strictness_changed(self) -> None:
+        """A calibrated level shows its threshold; only a custom one can be typed."""
+        level = self.strictness.currentData()
+        self.threshold.setEnabled(level == CUSTOM)
+        if level in self.calibrated:
+            self.threshold.setValue(self.calibrated[level])
+
     def _browse_file(self) -> None:
         name, _ = QFileDialog.getOpenFileName(self, "Video file", "",
                                               "Videos (*.mp4 *.avi *.mkv *.mov *.webm);;All (*)")
@@ -150,9 +176,13 @@ class SettingsDialog(QDialog):
     def edited(self) -> Settings:
         """The settings as edited (SettingsError/SourceError when a value is not valid)."""
         SourceSpec.parse(self.source.text())
-        threshold = None if self.use_calibrated.isChecked() else float(self.threshold.value())
+        level = str(self.strictness.currentData())
+        custom = level == CUSTOM
         return self.ctx.settings.replace(source=self.source.text().strip(),
-                                         match_threshold=threshold,
+                                         match_threshold=(float(self.threshold.value())
+                                                          if custom else None),
+                                         match_strictness=(self.ctx.settings.match_strictness
+                                                           if custom else level),
                                          repeat_window_s=int(self.repeat.value()),
                                          kiosk_name=self.kiosk_name.text().strip(),
                                          liveness_mode=str(self.liveness_mode.currentData()),

@@ -50,8 +50,8 @@ DEMO_STAFF_GROUP, DEMO_LATE_GROUP = "Staff", "Late shift"
 DEMO_LATE_OFFSET_H, DEMO_LATE_HOURS = 6, 2  # Late shift: from 6 h after preparing, for 2 h
 DEMO_KIOSK = "demo"
 # Settings the demo takes over from the real ones (the model and its operating point).
-CARRIED_SETTINGS = ("model_file", "match_threshold", "match_margin", "threshold_far",
-                    "threshold_note", "min_face_px")
+CARRIED_SETTINGS = ("model_file", "match_threshold", "match_strictness", "match_margin",
+                    "threshold_far", "threshold_note", "min_face_px")
 
 
 class DemoError(FaceGuardError):

@@ -35,6 +35,11 @@ DEFAULT_MATCH_THRESHOLD: float | None = None
 DEFAULT_MATCH_MARGIN = 0.05
 DEFAULT_THRESHOLD_FAR = 1e-3
 DEFAULT_THRESHOLD_NOTE = "model calibration; see resources/models/MODEL_CARD.md"
+# How strict the calibrated threshold is: the false-accept rate per (stranger, enrolled person)
+# comparison each level stands for, read from the model's calibration table (manifest
+# "thresholds"). Stricter lets fewer strangers in and refuses more enrolled people.
+STRICTNESS_FAR = {"standard": 1e-3, "strict": 1e-4, "very-strict": 1e-5}
+DEFAULT_STRICTNESS = "standard"
 
 DEFAULT_MODEL_FILE = "lite_mobilefacenet_96.onnx"
 
@@ -102,6 +107,12 @@ class Settings:
         "recognition.threshold",
         "Similarity a face needs to be recognised; 'none' uses the model's calibration. "
         "Higher lets fewer strangers in and refuses more enrolled people.")
+    match_strictness: str = setting(
+        DEFAULT_STRICTNESS, lambda v: check_choice(v, tuple(STRICTNESS_FAR)),
+        "recognition.strictness",
+        "Which calibrated threshold is used when recognition.threshold is none: standard, "
+        "strict or very-strict (a stranger outscores about 1 in 1,000, 10,000 or 100,000 "
+        "enrolled people; calibrated on UTKFace). Stricter refuses more enrolled people.")
     match_margin: float = setting(
         DEFAULT_MATCH_MARGIN, lambda v: check_float(v, 0.0, 2.0), "recognition.margin",
         "How far the best person must beat the runner-up.")

@@ -30,10 +30,11 @@ import numpy as np
 
 from faceguard.evaluation.metrics import ImpostorScores
 from faceguard.paths import train_cache_dir
+from faceguard.settings.schema import STRICTNESS_FAR
 from faceguard.vision.embedder import Embedder
 from faceguard.vision.onnx_model import MANIFEST_NAME, file_sha256
 
-FARS = (1e-3, 1e-4, 1e-5)
+FARS = tuple(sorted(STRICTNESS_FAR.values(), reverse=True))  # one per strictness level
 BLOCK = 1024
 
 
@@ -86,7 +87,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--margin", type=float, default=0.05)
     parser.add_argument("--write-manifest", type=float, metavar="FAR",
-                        help="record the threshold at this FAR in the model manifest")
+                        help="record the threshold at this FAR (the default strictness) and "
+                             "the table at every FAR (the other levels) in the model manifest")
     parser.add_argument("--canvases", type=Path, default=None,
                         help="take the crops from this teacher-views cache instead of --crops")
     parser.add_argument("--fusion", choices=("max", "max_mean"), default="max",
@@ -127,7 +129,8 @@ def main() -> None:
                 f"{report['comparisons']:,}: {report['strangers']} strangers, "
                 f"{report['people']} people with 2 templates)")
         entry.update({"threshold": report["thresholds"][f"{args.write_manifest:g}"],
-                      "threshold_far": args.write_manifest, "margin": args.margin,
+                      "threshold_far": args.write_manifest,
+                      "thresholds": report["thresholds"], "margin": args.margin,
                       "mirror": args.mirror, "fusion": args.fusion,
                       "calibration": f"{what}, faceguard.training.calibrate"})
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
