@@ -16,3 +16,9 @@ class ModelError(FaceGuardError):
 class LibraryError(FaceGuardError):
     """The face library database cannot be opened or written."""
 
+
+class LibraryClosedError(LibraryError):
+    """The face library (or the application context holding it) was closed, and something
+    still called into it: a window or a timer that outlived the shutdown. Never retried or
+    papered over with a stale value."""
+

@@ -6,12 +6,15 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from faceguard.core.context import AppContext
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -109,6 +112,40 @@ def make_data_dir(parent: Path, **settings: object) -> Path:
                     "consent_required": "off", **settings}
     save_settings(Settings(**values), folder)
     return folder
+
+
+def _delete_closed_widgets() -> None:
+    """Let Qt delete the widgets pytest-qt has closed (``deleteLater`` runs only in an event
+    loop, so without this they, and their timers, live on into the next test)."""
+    import sys
+
+    if "PySide6.QtCore" not in sys.modules:
+        return
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    if QCoreApplication.instance() is not None:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture()
+def open_context(test_embedder_env: tuple[Path, str]) -> Iterator[Callable[..., AppContext]]:
+    """``open_context(folder, **options)``: an AppContext that is closed when the test ends,
+    after the test's windows and dialogs: pytest-qt closes the widgets a test registered
+    before fixtures are torn down, and they are deleted here before any context closes, so
+    no window, timer or queued signal outlives the context it shows."""
+    from faceguard.core.context import AppContext
+
+    opened: list[AppContext] = []
+
+    def open_one(folder: Path, **options: object) -> AppContext:
+        context = AppContext(folder, **options)  # type: ignore[arg-type]
+        opened.append(context)
+        return context
+
+    yield open_one
+    _delete_closed_widgets()
+    for context in reversed(opened):
+        context.close()
 
 
 @pytest.fixture()

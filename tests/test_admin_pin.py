@@ -29,6 +29,7 @@ from faceguard.core.pin import (
     pin_problem,
     verify_pin,
 )
+from faceguard.errors import LibraryClosedError
 from faceguard.library.accounts import Account, find_account
 from faceguard.library.database import MIGRATION_NAMES, MIGRATIONS, FaceLibrary
 from faceguard.settings import Settings, load_settings, save_settings, settings_path
@@ -100,6 +101,40 @@ def test_lock_out_survives_a_restart(tmp_path: Path) -> None:
         now[0] += 41
         assert gate.attempt("583020").ok
         assert _admin(library).failures == 0
+
+
+def test_a_closed_library_refuses_the_pin_gate_instead_of_answering_from_memory(
+        tmp_path: Path) -> None:
+    library = FaceLibrary.open(_library(tmp_path / "data"))
+    gate = PinGate(store=LibraryPinStore(library), lock_s=60, cost=(CHEAP, 8, 1))
+    gate.set_pin("583020")
+    library.close()
+    with pytest.raises(LibraryClosedError, match="has been closed"):
+        gate.remaining_lock_s()  # not the last state seen, with a warning
+    with pytest.raises(LibraryClosedError):
+        gate.attempt("000000")  # a wrong try is not counted in memory only
+    with pytest.raises(LibraryClosedError):
+        library.integrity_check()  # nor read through a second connection to the file
+
+
+def test_a_closed_context_never_opens_its_library_again(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    ctx = _ctx(folder)
+    ctx.close()  # closed before anything opened the library
+    with pytest.raises(LibraryClosedError, match="closed this context"):
+        _ = ctx.library
+    assert not (folder / "faceguard.db").exists()
+    heard: list[int] = []
+    used = _ctx(folder)
+    stop = used.on_person_changed(heard.append)
+    person = used.library.add_person("Ada")
+    used.update_person(person.id, actor="cli", name="Ada L.")
+    stop()  # a window that closes stops hearing
+    used.update_person(person.id, actor="cli", name="Ada Lovelace")
+    assert heard == [person.id]
+    used.close()
+    with pytest.raises(LibraryClosedError):
+        used.library.list_people()
 
 
 def test_a_clock_set_back_does_not_lengthen_the_lock(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,14 +21,12 @@ from tests.conftest import make_data_dir, run_cli
 
 
 @pytest.fixture()
-def joined(pg_dsn: str, tmp_path: Path, test_embedder_env: object) -> Iterator[AppContext]:
+def joined(pg_dsn: str, tmp_path: Path, open_context: Callable[..., AppContext]) -> AppContext:
     init_server(pg_dsn)
     folder = make_data_dir(tmp_path, min_face_px=40, fleet_interval_s=1.0,
                            fleet_backoff_max_s=1.0)
     assert run_cli(folder, "kiosk", "join", "--dsn", pg_dsn, "--name", "lobby") == 0
-    context = AppContext(folder)
-    yield context
-    context.close()
+    return open_context(folder)
 
 
 class Blackhole:
@@ -112,23 +110,20 @@ def test_a_hung_server_never_blocks_the_window(
         hole.close()
 
 
-def test_the_logs_view_filters_by_door(qtbot, tmp_path: Path,  # type: ignore[no-untyped-def]
-                                       test_embedder_env: object) -> None:
+def test_the_logs_view_filters_by_door(  # type: ignore[no-untyped-def]
+        qtbot, tmp_path: Path, open_context: Callable[..., AppContext]) -> None:
     from faceguard.gui.logs import LogsDialog
 
-    context = AppContext(make_data_dir(tmp_path))
-    try:
-        for door, count in (("front", 3), ("side", 2)):
-            for _ in range(count):
-                context.library.add_event(datetime.now(UTC), door, None, None, "unknown")
-        dialog = LogsDialog(context)
-        qtbot.addWidget(dialog)
-        assert not dialog.door.isHidden()
-        assert [dialog.door.itemText(i) for i in range(dialog.door.count())] == [
-            "All doors", "front", "side"]
-        assert dialog.model.total == 5
-        dialog.door.setCurrentIndex(dialog.door.findData("side"))
-        assert dialog.model.total == 2
-        assert {e.kiosk_id for e in dialog.model.events} == {"side"}
-    finally:
-        context.close()
+    context = open_context(make_data_dir(tmp_path))
+    for door, count in (("front", 3), ("side", 2)):
+        for _ in range(count):
+            context.library.add_event(datetime.now(UTC), door, None, None, "unknown")
+    dialog = LogsDialog(context)
+    qtbot.addWidget(dialog)
+    assert not dialog.door.isHidden()
+    assert [dialog.door.itemText(i) for i in range(dialog.door.count())] == [
+        "All doors", "front", "side"]
+    assert dialog.model.total == 5
+    dialog.door.setCurrentIndex(dialog.door.findData("side"))
+    assert dialog.model.total == 2
+    assert {e.kiosk_id for e in dialog.model.events} == {"side"}

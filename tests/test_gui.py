@@ -8,7 +8,7 @@ import csv
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -51,10 +51,8 @@ ASTRONAUT = REPO / "resources" / "demo" / "astronaut.png"
 
 
 @pytest.fixture()
-def ctx(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Iterator[AppContext]:
-    context = AppContext(make_data_dir(tmp_path, kiosk_name="lobby", min_face_px=40))
-    yield context
-    context.close()
+def ctx(tmp_path: Path, open_context: Callable[..., AppContext]) -> AppContext:
+    return open_context(make_data_dir(tmp_path, kiosk_name="lobby", min_face_px=40))
 
 
 def _save(path: Path, rgb: np.ndarray) -> Path:
@@ -360,7 +358,8 @@ def test_first_run_sets_a_salted_scrypt_pin(qtbot, ctx: AppContext) -> None:  # 
     assert ctx.library.list_audit(limit=1)[0].action == "set_pin"
 
 
-def test_pin_lock_out_after_five_wrong_tries(qtbot, ctx: AppContext) -> None:  # type: ignore[no-untyped-def]
+def test_pin_lock_out_after_five_wrong_tries(  # type: ignore[no-untyped-def]
+        qtbot, ctx: AppContext, open_context: Callable[..., AppContext]) -> None:
     now = [1000.0]
     dialogs: list[PinDialog] = []
 
@@ -390,7 +389,7 @@ def test_pin_lock_out_after_five_wrong_tries(qtbot, ctx: AppContext) -> None:  #
     # A restart 20 s into the lock (a new context and gate over the same library, as after
     # quitting the app) is still locked: the lock lives in the library, not in memory.
     now[0] += 20
-    restarted = AppContext(ctx.data_dir, settings=ctx.settings)
+    restarted = open_context(ctx.data_dir, settings=ctx.settings)
     gate = AdminGate(restarted, opener=right_pin, clock=lambda: now[0])
     assert not gate.ask(None, "open the logs")  # still locked: the right PIN is not checked
     now[0] += 10
@@ -401,7 +400,6 @@ def test_pin_lock_out_after_five_wrong_tries(qtbot, ctx: AppContext) -> None:  #
     assert account is not None and account.failures == 0
     # The successful try re-hashed the cheap test hash with the current cost.
     assert account.pin_hash.startswith("scrypt$65536$")
-    restarted.close()
     actions = [entry.action for entry in reversed(ctx.library.list_audit())]
     assert actions.count("admin_pin_wrong") == 4
     assert actions.count("admin_locked") == 1 and actions[-1] == "admin_unlock"

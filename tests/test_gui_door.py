@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,11 +39,9 @@ PIN = "258013"
 
 
 @pytest.fixture()
-def ctx(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Iterator[AppContext]:
-    context = AppContext(make_data_dir(tmp_path, kiosk_name="lobby", min_face_px=40,
-                                       access_timezone="Europe/Berlin"))
-    yield context
-    context.close()
+def ctx(tmp_path: Path, open_context: Callable[..., AppContext]) -> AppContext:
+    return open_context(make_data_dir(tmp_path, kiosk_name="lobby", min_face_px=40,
+                                      access_timezone="Europe/Berlin"))
 
 
 def actions(ctx: AppContext) -> list[str]:
@@ -268,12 +266,12 @@ def test_status_bar_shows_the_lock_and_alarms_and_the_admin_opens_the_door(
         window.shutdown()
 
 
-def test_an_unplugged_serial_relay_is_an_alarm_on_screen_until_it_is_back(
-        qtbot, tmp_path: Path, test_embedder_env: tuple[Path, str]) -> None:  # type: ignore[no-untyped-def]
+def test_an_unplugged_serial_relay_is_an_alarm_on_screen_until_it_is_back(  # type: ignore[no-untyped-def]
+        qtbot, tmp_path: Path, open_context: Callable[..., AppContext]) -> None:
     board = FakeBoard(tmp_path / "relay")
     folder = make_data_dir(tmp_path, kiosk_name="lobby", door_driver="serial",
                            door_serial_port=str(board.link))
-    context = AppContext(folder)
+    context = open_context(folder)
     window = MainWindow(context, ThreadRunner(), source="9", ask_first_pin=False)
     qtbot.addWidget(window)
     try:
@@ -289,7 +287,6 @@ def test_an_unplugged_serial_relay_is_an_alarm_on_screen_until_it_is_back(
                   if e.action == "door_alarm"]
         assert [a["alarm"] for a in alarms] == ["fault"]
     finally:
-        window.shutdown()
-        context.close()
+        window.shutdown()  # the relay is released; the context closes after the window
         board.unplug()
     assert not os.path.exists(board.link)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,10 +19,8 @@ from tests.conftest import make_data_dir
 
 
 @pytest.fixture()
-def ctx(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Iterator[AppContext]:
-    context = AppContext(make_data_dir(tmp_path, kiosk_name="lobby"))
-    yield context
-    context.close()
+def ctx(tmp_path: Path, open_context: Callable[..., AppContext]) -> AppContext:
+    return open_context(make_data_dir(tmp_path, kiosk_name="lobby"))
 
 
 def test_settings_dialog_sets_liveness_mode_and_threshold(

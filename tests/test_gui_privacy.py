@@ -3,7 +3,7 @@ open, the enrolment dialog's consent box, and the passphrase asked for an encryp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,14 +28,13 @@ CHEAP = 2**10
 
 
 @pytest.fixture()
-def ctx(tmp_path: Path, test_embedder_env: tuple[Path, str]) -> Iterator[AppContext]:
-    context = AppContext(make_data_dir(tmp_path, min_face_px=40, consent_required="auto"))
+def ctx(tmp_path: Path, open_context: Callable[..., AppContext]) -> AppContext:
+    context = open_context(make_data_dir(tmp_path, min_face_px=40, consent_required="auto"))
     add_account(context.library, "Ada", "administrator", hash_pin("583020", n=CHEAP),
                 actor="cli")
     add_account(context.library, "Max", "manager", hash_pin("731904", n=CHEAP), actor="cli")
     add_account(context.library, "Vic", "viewer", hash_pin("482913", n=CHEAP), actor="cli")
-    yield context
-    context.close()
+    return context
 
 
 def _sign_in_as(qtbot, account: str, pin: str):  # type: ignore[no-untyped-def]
@@ -118,12 +117,12 @@ def test_a_wrong_pin_for_one_account_does_not_lock_another(
 
 
 def test_the_window_asks_for_the_passphrase_of_an_encrypted_library(
-        ctx: AppContext) -> None:
+        ctx: AppContext, open_context: Callable[..., AppContext]) -> None:
     passphrase = "window passphrase 2026"
     encryption.enable(ctx.library, passphrase=passphrase, use_keyring=False, actor="cli")
     folder = ctx.data_dir
     ctx.close()
-    reopened = AppContext(folder)
+    reopened = open_context(folder)
     assert reopened.face_data_locked()
     answers = ["wrong one, surely", passphrase]
     messages: list[str] = []
@@ -135,8 +134,7 @@ def test_the_window_asks_for_the_passphrase_of_an_encrypted_library(
     assert unlock_face_data(reopened, ask)
     assert not reopened.face_data_locked()
     assert messages[1].startswith("Cannot open the encrypted face data: the passphrase is wrong")
-    assert not unlock_face_data(AppContext(folder), lambda _message: None)  # cancelled
-    reopened.close()
+    assert not unlock_face_data(open_context(folder), lambda _message: None)  # cancelled
 
 
 def test_the_admin_menu_shows_only_what_the_signed_in_role_may_do(
@@ -221,14 +219,14 @@ def test_the_encryption_dialog_encrypts_with_a_passphrase(
         keyring.set_keyring(previous)
 
 
-def test_the_first_run_sets_the_first_pin_then_offers_encryption(
-        qtbot, tmp_path: Path, test_embedder_env: tuple[Path, str]) -> None:  # type: ignore[no-untyped-def]
+def test_the_first_run_sets_the_first_pin_then_offers_encryption(  # type: ignore[no-untyped-def]
+        qtbot, tmp_path: Path, open_context: Callable[..., AppContext]) -> None:
     from faceguard.gui.admin import SetPinDialog
     from faceguard.gui.encryption_dialog import EncryptionDialog
     from faceguard.gui.main_window import MainWindow
     from faceguard.gui.tasks import ThreadRunner
 
-    fresh = AppContext(make_data_dir(tmp_path, min_face_px=40))
+    fresh = open_context(make_data_dir(tmp_path, min_face_px=40))
     shown: list[QDialog] = []
 
     def opener(dialog: QDialog) -> int:
@@ -247,4 +245,3 @@ def test_the_first_run_sets_the_first_pin_then_offers_encryption(
     assert [type(d) for d in shown] == [SetPinDialog, EncryptionDialog]
     assert [a.name for a in fresh.list_accounts()] == ["admin"]
     window.shutdown()
-    fresh.close()

@@ -14,6 +14,7 @@ import numpy as np
 
 from faceguard.core.enrolment import ConsentGiven, Enroller
 from faceguard.core.library_access import LIBRARY_FILE, open_library
+from faceguard.core.listeners import Listeners
 from faceguard.core.notice import notice_version
 from faceguard.core.operating_point import (
     OperatingPoint,
@@ -23,7 +24,7 @@ from faceguard.core.operating_point import (
 )
 from faceguard.core.pin import hash_pin
 from faceguard.core.roles import Permission, may
-from faceguard.errors import LibraryError
+from faceguard.errors import LibraryClosedError, LibraryError
 from faceguard.fleet.config import FleetConfig
 from faceguard.fleet.engine import SyncEngine
 from faceguard.fleet.status import FleetStatus, SyncReport
@@ -73,7 +74,8 @@ class AppContext:
         self.create = create
         self._kiosk_lock: KioskLock | None = None
         self._sync_loop: SyncLoop | None = None
-        self._person_listeners: list[Callable[[int], None]] = []
+        self._person_listeners: Listeners[int] = Listeners()
+        self.closed = False  # set by close(): the library is never opened again
         self.settings = settings or load_settings(self.data_dir)
         self.min_face = int(min_face or self.settings.min_face_px)
         self.signed_in: Account | None = None  # the admin account of the window's session
@@ -90,7 +92,11 @@ class AppContext:
         With ``create=False`` (commands that only read) neither the folder nor the database
         is ever created: a missing one is a LibraryError that says where it was looked for.
         An encrypted library gets its key (:mod:`faceguard.core.library_access`).
+        LibraryClosedError after :meth:`close`.
         """
+        if self.closed:
+            raise LibraryClosedError("The face library is not opened again: FaceGuard has "
+                                     "closed this context.")
         return open_library(self.data_dir, self.library_path, create=self.create,
                             passphrase_file=self.passphrase_file)
 
@@ -154,21 +160,18 @@ class AppContext:
 
     # -- the product's verbs on people: the library, the matcher and every listener in step --
 
-    def on_person_changed(self, listener: Callable[[int], None]) -> None:
+    def on_person_changed(self, listener: Callable[[int], None]) -> Callable[[], None]:
         """Call ``listener(person_id)`` after a person is renamed, edited or removed (the
-        kiosk drops its cached names and votes about them)."""
-        self._person_listeners.append(listener)
-
-    def _person_changed(self, person_id: int) -> None:
-        for listener in self._person_listeners:
-            listener(person_id)
+        kiosk drops its cached names and votes about them); returns what removes it again
+        (a window that closes or moves to another context)."""
+        return self._person_listeners.add(listener)
 
     def enroller(self, actor: str, *, consent: ConsentGiven | None = None) -> Enroller:
         """The enrolment verbs (enrol, add photos, import a folder) for ``actor``; a new
         person gets ``consent`` recorded with them, and needs it when the site requires
         consent (:meth:`consent_required`)."""
         return Enroller(self.engine, self.library, self.matcher, self.min_face, actor=actor,
-                        on_person_removed=self._person_changed, consent=consent,
+                        on_person_removed=self._person_listeners.notify, consent=consent,
                         consent_required=self.consent_required())
 
     def person_named(self, name: str, *, include_inactive: bool = True) -> Person:
@@ -182,7 +185,7 @@ class AppContext:
     def update_person(self, person_id: int, *, actor: str, **changes: Any) -> Person:
         """Rename or edit a person (LibraryError with the reason when refused)."""
         person = self.library.update_person(person_id, actor=actor, **changes)
-        self._person_changed(person_id)
+        self._person_listeners.notify(person_id)
         return person
 
     def remove_person(self, person_id: int, *, actor: str,
@@ -192,7 +195,7 @@ class AppContext:
                                    actor=actor)
         if "matcher" in self.__dict__:
             self.matcher.remove_person(person_id)
-        self._person_changed(person_id)
+        self._person_listeners.notify(person_id)
 
     def sync_templates(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Re-embed templates made by another model from their stored crops; returns count.
@@ -366,7 +369,7 @@ class AppContext:
                     self.sync_templates()  # here, from their crops, and not sent back
             self.matcher.reload()
         for person_id in sorted(person_ids):
-            self._person_changed(person_id)
+            self._person_listeners.notify(person_id)
 
     def door_names(self) -> list[str]:
         """The kiosks (doors) whose entries this library holds, by name."""
@@ -401,6 +404,10 @@ class AppContext:
             self._kiosk_lock = hold_kiosk_lock(self.data_dir)
 
     def close(self) -> None:
+        """Stop the sync, close the library, release the kiosk lock; later calls that need
+        the library raise :class:`LibraryClosedError`."""
+        self.closed = True
+        self._person_listeners.clear()
         loop, self._sync_loop = getattr(self, "_sync_loop", None), None
         if loop is not None:
             loop.stop()

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Protocol
 
-from faceguard.errors import FaceGuardError
+from faceguard.errors import FaceGuardError, LibraryClosedError
 
 log = logging.getLogger(__name__)
 
@@ -271,6 +271,8 @@ class PinGate:
     def _refresh(self) -> PinState:
         try:
             self._state = self.store.load_pin_state()
+        except LibraryClosedError:
+            raise  # a caller that outlived the library: refused, not answered from memory
         except FaceGuardError as error:  # keep the last state seen
             log.warning("admin PIN state not read: %s", error)
         return self._state
@@ -279,6 +281,8 @@ class PinGate:
         self._state = PinState(self._state.pin_hash, failures, locked_until)
         try:
             self.store.save_pin_lock(failures, locked_until)
+        except LibraryClosedError:
+            raise
         except FaceGuardError as error:  # e.g. a read-only library: the lock stays in memory
             log.warning("admin lock-out state not saved: %s", error)
 
@@ -334,6 +338,8 @@ class PinGate:
     def _save_hash(self, pin_hash: str) -> None:
         try:
             self.store.save_pin_hash(pin_hash)
+        except LibraryClosedError:
+            raise
         except FaceGuardError as error:
             log.warning("admin PIN not re-hashed: %s", error)
             return

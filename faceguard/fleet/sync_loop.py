@@ -96,14 +96,15 @@ class SyncLoop:
             self._wake.wait(self.poll_s)
 
     def _report(self) -> int | None:
-        if self.on_status is None:
+        on_status = self.on_status  # read once: a window that closes sets it to None
+        if on_status is None:
             return None
         try:
             status = fleet_status(self.engine.library, self.data_dir)
         except FaceGuardError as error:
             log.debug("status not read: %s", error)
             return None
-        self.on_status(status)
+        on_status(status)
         return status.waiting
 
     def _listen(self) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from PySide6.QtCore import QTimer
+from PySide6.QtGui import QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -43,7 +44,7 @@ from faceguard.core.pin import (
     pin_problem,
 )
 from faceguard.core.roles import Permission, may
-from faceguard.errors import FaceGuardError
+from faceguard.errors import FaceGuardError, LibraryClosedError
 from faceguard.gui import theme
 from faceguard.library.accounts import FIRST_ACCOUNT, Account, find_account
 
@@ -54,9 +55,11 @@ DialogOpener = Callable[[QDialog], int]
 
 def audit(ctx: AppContext, action: str, details: str | dict[str, object] = "") -> None:
     """Write an admin action to the audit table under the signed-in account's name (never
-    fails the action itself)."""
+    fails the action itself; a closed context is refused loudly, not logged and ignored)."""
     try:
         ctx.library.audit(ctx.actor, action, details)
+    except LibraryClosedError:
+        raise
     except FaceGuardError as error:
         log.warning("audit entry %s not written: %s", action, error)
 
@@ -146,6 +149,7 @@ class PinDialog(QDialog):
         layout.addWidget(buttons)
         self._ticker = QTimer(self)
         self._ticker.timeout.connect(self.refresh_lock)
+        self._lock_shown = False  # the message says the account is locked
         self.refresh_lock()
 
     @property
@@ -161,20 +165,33 @@ class PinDialog(QDialog):
         return self.gate.remaining_lock_s() > 0
 
     def refresh_lock(self) -> None:
-        """Disable the entry while the account is locked, with a count-down."""
+        """Disable the entry while the account is locked, with a count-down (ticking only
+        while the dialog is on screen)."""
         left = self.gate.remaining_lock_s()
         self.pin.setEnabled(left <= 0)
         self.ok_button.setEnabled(left <= 0)
         if left > 0:
+            self._lock_shown = True
             self.message.setText(f"Too many wrong tries. This account is locked for "
                                  f"{left:.0f} s.")
-            if not self._ticker.isActive():
+            if not self._ticker.isActive() and self.isVisible():
                 self._ticker.start(1000)
         else:
-            if self._ticker.isActive():
-                self._ticker.stop()
+            self._ticker.stop()
+            if self._lock_shown:
+                self._lock_shown = False
                 self.message.setText(" ")
             self.pin.setFocus()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh_lock()  # starts the count-down of a locked account
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """Closed, accepted or rejected: the count-down stops with the dialog, so it never
+        reads the library of a context that has been closed since."""
+        self._ticker.stop()
+        super().hideEvent(event)
 
     def submit(self) -> None:
         """Check the PIN for the account (nothing is checked while it is locked)."""

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QLabel, QWidget
 from faceguard.core.context import AppContext
 from faceguard.errors import FaceGuardError
 from faceguard.fleet.status import FleetStatus
+from faceguard.fleet.sync_loop import SyncLoop
 from faceguard.gui import theme
 
 ROLE = {"synced": "ok", "syncing": "hint", "offline": "error"}
@@ -48,11 +49,17 @@ class FleetStatusLabel(QLabel):
         theme.set_role(self, ROLE.get(status.state, "hint"))
 
 
-def watch_fleet(ctx: AppContext, bridge: FleetStatusBridge) -> None:
-    """Show the context's sync state now and start its background sync (a joined kiosk)."""
+def watch_fleet(ctx: AppContext, bridge: FleetStatusBridge) -> SyncLoop | None:
+    """Show the context's sync state now and start its background sync (a joined kiosk);
+    returns the loop, whose ``on_status`` the window clears when it stops watching (the
+    loop belongs to the context and may outlive the window)."""
     try:
         bridge.changed.emit(ctx.fleet_status())
-        ctx.start_sync(on_status=bridge.changed.emit)
+        loop = ctx.start_sync(on_status=bridge.changed.emit)
     except FaceGuardError as error:  # a broken join never stops the kiosk
         bridge.changed.emit(FleetStatus(joined=True, last_error=str(error),
                                         offline_since=None))
+        return None
+    if loop is not None:
+        loop.on_status = bridge.changed.emit  # a loop started earlier reports here too
+    return loop

@@ -226,6 +226,11 @@ class LiveView(QWidget):
             self.banner.clear()
             self.update()
 
+    def stop(self) -> None:
+        """The window is closing: its watchdog and the banner's timer stop."""
+        self._watchdog.stop()
+        self.banner.clear()
+
     @property
     def is_live(self) -> bool:
         return self.image is not None and not self.stale

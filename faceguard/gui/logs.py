@@ -16,7 +16,7 @@ from PySide6.QtCore import (
     Qt,
     QTimer,
 )
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QHideEvent, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -317,6 +317,11 @@ class LogsDialog(QDialog):
     def event_logged(self, _event: object = None) -> None:
         """Live update: a new event was logged (refresh shortly, once per burst)."""
         self._refresh_timer.start()
+
+    def hideEvent(self, event: QHideEvent) -> None:
+        """Closed: a refresh still pending would read the library after the dialog's end."""
+        self._refresh_timer.stop()
+        super().hideEvent(event)
 
     def attendance_days(self) -> list[AttendanceDay]:
         events = self.model.filter.events(self.ctx.library)

@@ -9,11 +9,12 @@ importing, preparing the demo) runs in workers too. Nothing here waits on the pi
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from functools import partial
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -34,7 +35,7 @@ from faceguard.gui.admin import AdminGate, DialogOpener, audit
 from faceguard.gui.admin_menu import AdminMenu
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.status_bar import KioskStatusBar
-from faceguard.gui.tasks import Runner, Task
+from faceguard.gui.tasks import Runner, Task, while_open
 from faceguard.gui.worker import LiveWorker, to_rgb_array
 from faceguard.kiosk.decisions import DecisionPolicy, KioskEvent
 from faceguard.kiosk.demo import DemoSession, prepare_demo
@@ -65,7 +66,8 @@ class MainWindow(QMainWindow):
         self.opener = opener
         self.realtime = realtime
         self.pipeline: KioskPipeline = pipeline_for(ctx)
-        ctx.on_person_changed(self._person_changed)
+        self._stop_hearing = ctx.on_person_changed(self._person_changed)
+        self.closed = False  # set by shutdown(): nothing here reaches the context any more
         self.worker: LiveWorker | None = None
         self.spec: SourceSpec | None = None
         self._pending: SourceSpec | None = None
@@ -103,8 +105,12 @@ class MainWindow(QMainWindow):
             self.start_source(SourceSpec.parse(initial))
         except SourceError as error:
             self.live.source_panel.show_problem("No video source", str(error))
+        # A timer of the window's own, stopped by shutdown() (a single shot fired after the
+        # window closed would open the first-run dialog on a closed context).
+        self._first_pin = QTimer(self, singleShot=True, interval=300)
+        self._first_pin.timeout.connect(self.admin_menu.first_run_pin)
         if ask_first_pin and demo is None and not self.admin.has_pin:
-            QTimer.singleShot(300, self.admin_menu.first_run_pin)
+            self._first_pin.start()
 
     # -- layout ----------------------------------------------------------------------------------
 
@@ -167,27 +173,31 @@ class MainWindow(QMainWindow):
 
     def _start_pending(self) -> None:
         spec, self._pending = self._pending, None
-        if spec is None:
+        if spec is None or self.closed:
             return
         self.spec = spec
         self.pipeline.decider.reset()
         worker = LiveWorker(self.pipeline, spec, realtime=self.realtime)
-        worker.frame_ready.connect(self.on_frame)
-        worker.event_logged.connect(self.on_event)
-        worker.source_status.connect(self.on_status)
-        worker.stats.connect(self.on_stats)
-        worker.failed.connect(self.on_failed)
-        worker.finished.connect(self._worker_finished)
+        for signal, slot in self._worker_slots(worker):
+            signal.connect(slot)
         self.worker = worker
         self.status_bar.show_source(spec.describe())
         self.live.source_panel.hide()
         self.runner.start(worker)
+
+    def _worker_slots(self, worker: LiveWorker) -> tuple[tuple[SignalInstance, Callable[..., None]],
+                                                          ...]:
+        """What the window hears from a live worker (connected at start, cut at shutdown)."""
+        return ((worker.frame_ready, self.on_frame), (worker.event_logged, self.on_event),
+                (worker.source_status, self.on_status), (worker.stats, self.on_stats),
+                (worker.failed, self.on_failed), (worker.finished, self._worker_finished))
 
     def _worker_finished(self) -> None:
         self.worker = None
         if self._pending is not None:
             self._start_pending()
 
+    @while_open
     def on_frame(self, image: QImage, result: FrameResult) -> None:
         self.latest_image = image
         self.live.set_frame(image, result)
@@ -197,6 +207,7 @@ class MainWindow(QMainWindow):
         elif self.worker is not None:
             self.worker.frame_taken()
 
+    @while_open
     def on_event(self, event: KioskEvent) -> None:
         self.events_count += 1
         self.live.banner.show_event(event)
@@ -205,6 +216,7 @@ class MainWindow(QMainWindow):
                                          "audit log", 300_000)
         self.admin_menu.event_logged(event)
 
+    @while_open
     def on_status(self, status: SourceStatus) -> None:
         self.live.set_status(status)
         spec = self.spec
@@ -218,10 +230,12 @@ class MainWindow(QMainWindow):
                                                     status.message)
         self.status_bar.show_source(f"{status.description or '—'} ({status.state})")
 
+    @while_open
     def on_stats(self, stats: LoopStats) -> None:
         self.last_stats = stats
         self.status_bar.show_stats(stats)
 
+    @while_open
     def on_failed(self, message: str) -> None:
         self.live.source_panel.show_problem("Cannot read the video source", message)
 
@@ -274,11 +288,15 @@ class MainWindow(QMainWindow):
         self.live.source_panel.hide()
         self.runner.start(task)
 
+    @while_open
     def _demo_failed(self, message: str) -> None:
         self.live.source_panel.show_problem("The demo cannot start", message)
 
     def _demo_ready(self, session: object) -> None:
         assert isinstance(session, DemoSession)
+        if self.closed:  # prepared while the window was closing: nobody will show it
+            session.close()
+            return
         self.demo = session
         self.set_context(session.ctx)
         self.start_source(SourceSpec("demo"))
@@ -290,7 +308,8 @@ class MainWindow(QMainWindow):
         self.pipeline.close()
         self.pipeline = pipeline_for(ctx)
         self.status_bar.watch(ctx, self.pipeline.gate)
-        ctx.on_person_changed(self._person_changed)
+        self._stop_hearing()  # the previous context's changes are no longer ours
+        self._stop_hearing = ctx.on_person_changed(self._person_changed)
         self._update_header()
         self.refresh_counts()
         self.context_changed.emit()
@@ -353,6 +372,9 @@ class MainWindow(QMainWindow):
             self.leave_kiosk()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if self.closed:
+            event.accept()
+            return
         if self.kiosk_mode and not self.admin.ask(self, "close the kiosk", Permission.KIOSK):
             event.ignore()
             return
@@ -360,10 +382,24 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def shutdown(self) -> None:
-        """Stop the worker threads (waits for them: the window is going away)."""
+        """Stop everything that could still reach the context, before its owner closes it:
+        the window's timers, the live worker (its signals cut, its thread waited for), the
+        person listener, the pipeline. Safe to call twice; closing afterwards just closes."""
+        if self.closed:
+            return
+        self.closed = True
         self._pending = None
-        if self.worker is not None:
-            self.worker.cancel()
+        self._clock.stop()
+        self._first_pin.stop()
+        self.live.stop()
+        self.status_bar.stop_watching()
+        self._stop_hearing()
+        worker = self.worker
+        if worker is not None:
+            for signal, slot in self._worker_slots(worker):
+                signal.disconnect(slot)
+            worker.cancel()
+            self.worker = None
         if not self.runner.shutdown(5000):
             log.warning("a worker thread did not stop in time")
         self.pipeline.close()  # the door is released (a local relay de-energised)

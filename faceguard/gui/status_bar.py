@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 from faceguard.core.context import AppContext
 from faceguard.core.gate import Gate
 from faceguard.errors import FaceGuardError
+from faceguard.fleet.sync_loop import SyncLoop
 from faceguard.gui.door_panel import DoorStatusBridge, DoorStatusLabel
 from faceguard.gui.fleet_status import FleetStatusBridge, FleetStatusLabel, watch_fleet
 from faceguard.kiosk.demo import DemoSession
@@ -37,13 +38,21 @@ class KioskStatusBar(QStatusBar):
         self.fleet_bridge.changed.connect(self.fleet_label.show_status)
         self.addPermanentWidget(self.fleet_label)
         self.addPermanentWidget(self.db_label)
+        self._sync: SyncLoop | None = None  # the watched context's background sync
 
     def watch(self, ctx: AppContext, gate: Gate | None) -> None:
         """Follow a context's fleet sync (a fleet kiosk syncs in the background) and a
         pipeline's door (lock state and alarms)."""
-        watch_fleet(ctx, self.fleet_bridge)
+        self.stop_watching()
+        self._sync = watch_fleet(ctx, self.fleet_bridge)
         if gate is not None:
             self.door_bridge.watch(gate)
+
+    def stop_watching(self) -> None:
+        """The sync loop (the context's, running on) no longer reports to this window."""
+        if self._sync is not None:
+            self._sync.on_status = None
+            self._sync = None
 
     def show_source(self, description: str) -> None:
         self.source_label.setText(f"Source: {description}")

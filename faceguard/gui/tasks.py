@@ -15,13 +15,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from faceguard.errors import FaceGuardError
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+Owner = TypeVar("Owner")
+
+
+def while_open(slot: Callable[Concatenate[Owner, P], None]
+               ) -> Callable[Concatenate[Owner, P], None]:
+    """A slot that does nothing once its owner (a window with ``closed``) has shut down: a
+    signal a worker queued before the shutdown is still delivered after it, even though the
+    connection was cut."""
+    @wraps(slot)
+    def guarded(owner: Owner, /, *args: P.args, **kwargs: P.kwargs) -> None:
+        if not getattr(owner, "closed", False):
+            slot(owner, *args, **kwargs)
+
+    return guarded
 
 
 class Worker(QObject):

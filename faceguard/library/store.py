@@ -21,7 +21,7 @@ from typing import Any, Self
 
 from sqlite_utils import Database
 
-from faceguard.errors import LibraryError
+from faceguard.errors import LibraryClosedError, LibraryError
 from faceguard.library import audit_chain
 from faceguard.library.blob_sealing import BlobSealing
 from faceguard.library.crypto import BlobCipher
@@ -65,6 +65,7 @@ class LibraryStore(BlobSealing):
         self._conn = conn
         self._damage: str | None = None  # why writes are refused (a failed integrity check)
         self._cipher: BlobCipher | None = None  # opens and seals face blobs (encryption on)
+        self._closed = False
         self.open_mode = "memory" if path is None else ("ro" if read_only else "rw")
         self._db = self._setup(conn)
 
@@ -241,8 +242,10 @@ class LibraryStore(BlobSealing):
         """A second, read-only connection to the file (long reads need not hold the lock)."""
         if self._path is None:
             with self._lock:
+                self._check_open("reading the library")
                 yield self._conn
             return
+        self._check_open("reading the library")
         query = "?mode=ro&immutable=1" if self.open_mode == "immutable" else "?mode=ro"
         conn = sqlite3.connect(self._path.as_uri() + query, uri=True,
                                timeout=self._busy_timeout_s, check_same_thread=False)
@@ -286,9 +289,21 @@ class LibraryStore(BlobSealing):
         return target
 
     def close(self) -> None:
-        """Close the database connection."""
+        """Close the database connection; every later read or write raises
+        :class:`LibraryClosedError` (closing twice is harmless)."""
         with self._lock:
+            self._closed = True
             self._conn.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def _check_open(self, action: str) -> None:
+        """LibraryClosedError when the library was closed (a caller outlived it)."""
+        if self._closed:
+            raise LibraryClosedError(f"Not {action}: the face library has been closed.")
 
     def __enter__(self) -> Self:
         return self
@@ -317,6 +332,7 @@ class LibraryStore(BlobSealing):
     @contextlib.contextmanager
     def _read(self, action: str) -> Iterator[None]:
         with self._lock, self._sqlite_errors(action, write=False):
+            self._check_open(action)
             yield
 
     @contextlib.contextmanager
@@ -324,6 +340,7 @@ class LibraryStore(BlobSealing):
         """Run the block in one transaction; roll back and raise LibraryError on failure."""
         self._check_writable(action)
         with self._lock, self._sqlite_errors(action, write=True):
+            self._check_open(action)
             if self._conn.in_transaction:  # nested: a savepoint inside the open transaction
                 with self._db.atomic():
                     yield
@@ -362,6 +379,7 @@ class LibraryStore(BlobSealing):
             return
         self._check_writable(action)
         with self._lock:
+            self._check_open(action)
             if self._conn.in_transaction:
                 raise LibraryError(f"Not {action}: a transaction is still open.")
             with self._sqlite_errors(action, write=True):
