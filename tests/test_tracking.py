@@ -228,3 +228,35 @@ def test_a_face_missed_for_a_few_frames_keeps_its_track_and_its_visit(
     assert len({r.faces[0].track_id for r in results[10:70] if r.faces}) == 2
     assert [d[1:] for d in decisions(results)] == \
         [("known", "Eileen Collins", "IN"), ("unknown", None, None)]
+
+
+def test_the_track_gap_setting_decides_how_long_a_hidden_face_keeps_its_track(
+        kiosk) -> None:  # type: ignore[no-untyped-def]
+    frames = demo_frames()
+    hidden = list(frames)
+    gap = range(30, 31 + TRACK_GAP_FRAMES)  # one frame longer than the default allows
+    hidden[gap.start:gap.stop] = [motion_blurred(frames[i]) for i in gap]
+
+    def tracks_of_her(**values: object) -> int:
+        results = play(kiosk(tracking="off", liveness_mode="off", **values), hidden)
+        assert not any(results[i].faces for i in gap)
+        return len({r.faces[0].track_id for r in results[10:70] if r.faces})
+
+    assert tracks_of_her() == 2  # the default (4 frames): the track ended in the gap
+    assert tracks_of_her(track_gap_frames=TRACK_GAP_FRAMES + 1) == 1  # kept through it
+
+
+def test_the_visit_gap_and_unknown_cooldown_settings_decide_when_a_stranger_is_logged_again(
+        kiosk) -> None:  # type: ignore[no-untyped-def]
+    frames = demo_frames()  # the stranger is in view from 8.5 s to 14.5 s (frames 85-145)
+    away = list(frames)
+    away[105:125] = [frames[5]] * 20  # she steps out of view for 2 s, then comes back
+
+    def unknown_events(**values: object) -> list[int]:
+        results = play(kiosk(liveness_mode="off", **values), away)
+        return [index for index, decision, _, _ in decisions(results) if decision == "unknown"]
+
+    assert len(unknown_events()) == 1  # defaults: a 10 s visit gap, 60 s between unknowns
+    again = unknown_events(visit_gap_s=1.0, unknown_cooldown_s=0)
+    assert len(again) == 2 and again[1] > 125  # a new visit after the 2 s away
+    assert len(unknown_events(visit_gap_s=1.0)) == 1  # a new visit, but within the cooldown

@@ -37,7 +37,7 @@ from faceguard.gui.live_view import LiveView
 from faceguard.gui.status_bar import KioskStatusBar
 from faceguard.gui.tasks import Runner, Task, while_open
 from faceguard.gui.worker import LiveWorker, to_rgb_array
-from faceguard.kiosk.decisions import DecisionPolicy, KioskEvent
+from faceguard.kiosk.decisions import KioskEvent
 from faceguard.kiosk.demo import DemoSession, prepare_demo
 from faceguard.kiosk.loop import LoopStats, SourceStatus
 from faceguard.kiosk.pipeline import FrameResult, KioskPipeline, pipeline_for
@@ -328,10 +328,9 @@ class MainWindow(QMainWindow):
             except FaceGuardError as error:
                 self.show_error("Door", str(error))
         try:
-            self.pipeline.set_policy(DecisionPolicy.from_settings(saved))
+            self.pipeline.apply_settings(saved)  # its name, tracking and decision numbers
         except FaceGuardError as error:  # enforce with a missing liveness model
             QMessageBox.warning(self, "Liveness", str(error))
-        self.pipeline.decider.kiosk_id = saved.kiosk_name
         self._update_header()
         try:
             spec = SourceSpec.parse(saved.source)

@@ -42,8 +42,8 @@ from faceguard.kiosk.liveness_gate import (
 from faceguard.settings import Settings
 
 UNKNOWN = -1  # vote label of an unknown face
-DEFAULT_UNKNOWN_COOLDOWN_S = 60.0
-DEFAULT_VISIT_GAP_S = 10.0
+DEFAULT_UNKNOWN_COOLDOWN_S = 60.0  # decisions.unknown_cooldown_s's default
+DEFAULT_VISIT_GAP_S = 10.0  # decisions.visit_gap_s's default
 ATTACK_DECISION = "attack"
 
 
@@ -66,8 +66,8 @@ class DecisionPolicy:
     def from_settings(cls, settings: Settings) -> DecisionPolicy:
         """The policy configured in the settings."""
         return cls(settings.votes_required, settings.votes_window,
-                   float(settings.repeat_window_s),
-                   liveness=LivenessPolicy.from_settings(settings))
+                   float(settings.repeat_window_s), float(settings.unknown_cooldown_s),
+                   float(settings.visit_gap_s), LivenessPolicy.from_settings(settings))
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from faceguard.kiosk.tracking import (
 from faceguard.library.backup import DailyMaintenance
 from faceguard.library.database import FaceLibrary
 from faceguard.library.matcher import Matcher
+from faceguard.settings import Settings
 from faceguard.vision.engine import FaceEngine
 from faceguard.vision.liveness import LivenessChecker
 from faceguard.vision.mtcnn import Face
@@ -130,7 +131,7 @@ class KioskPipeline:
         self.gate: Gate | None = None  # access rules and the door: opens for allowed visits
         self.tracking = tracking or TrackingPolicy(votes_required=decider.policy.votes_required,
                                                    votes_window=decider.policy.votes_window)
-        self.tracks = FaceTracks(self.tracking.votes_window)
+        self.tracks = FaceTracks(self.tracking.votes_window, self.tracking.gap_frames)
         self.motion = MotionGate(self.tracking.motion_threshold)
         self._since_search = 0  # frames followed since the last full search
 
@@ -295,6 +296,16 @@ class KioskPipeline:
             self.liveness, live = load_liveness(live)
         self.decider.set_policy(replace(policy, liveness=live))
         self.tracks.clear()  # faces in view are judged again under the new numbers
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Saved settings in force at once (the window's settings dialog): the kiosk's name,
+        the tracking and the decision numbers (a ModelError as :meth:`set_policy`)."""
+        self.decider.kiosk_id = settings.kiosk_name
+        self.tracking = TrackingPolicy.from_settings(settings)
+        self.tracks.votes_window = self.tracking.votes_window
+        self.tracks.gap_frames = self.tracking.gap_frames
+        self.motion.threshold = self.tracking.motion_threshold
+        self.set_policy(DecisionPolicy.from_settings(settings))
 
     def person_removed(self, person_id: int) -> None:
         """Forget cached names and decisions about someone removed or renamed."""

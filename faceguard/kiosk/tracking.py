@@ -12,10 +12,11 @@ names someone else than the track, the people in front of the camera have swappe
 box jumping, and the track starts afresh as a new visit (new id, empty fusion and votes).
 
 Short gaps. A face the detector misses on a frame or two (motion blur, a turn of the head)
-keeps its track: a track without a face is *missing* for up to ``TRACK_GAP_FRAMES`` frames
-(counted in frames, like the decider's presentations), and the next full detection that finds a
-face overlapping its last box takes it up again, with its id, fusion, votes and decision (the
-visit goes on; nothing is counted twice). Later it ends.
+keeps its track: a track without a face is *missing* for up to ``gap_frames`` frames (the
+setting ``kiosk.track_gap_frames``, 4; counted in frames, like the decider's presentations),
+and the next full detection that finds a face overlapping its last box takes it up again,
+with its id, fusion, votes and decision (the visit goes on; nothing is counted twice). Later
+it ends.
 
 Tracking (:meth:`FaceEngine.follow`): with it on, a decided or undecided face is found in the
 next frame by R-Net and O-Net around its last box; the full detector (the P-Net pyramid, most
@@ -50,7 +51,8 @@ MOTION_SIZE = (64, 48)  # the motion gate's grey thumbnail (width, height)
 MOTION_LEVEL = 12  # grey levels a thumbnail pixel must change by to count as moved
 IDLE_DETECT_FRAMES = 30  # an idle scene is still searched this often (2 s at 15 fps)
 FACE_MARGIN = 0.25  # share of a face box added on each side when its motion is ignored
-TRACK_GAP_FRAMES = 4  # frames a track may go without its face and still be taken up again
+TRACK_GAP_FRAMES = 4  # kiosk.track_gap_frames's default: frames a track may go without its
+# face and still be taken up again
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,11 @@ class TrackingPolicy:
     recheck_s: float = 1.0
     votes_required: int = 3
     votes_window: int = 5
+    gap_frames: int = TRACK_GAP_FRAMES
 
     def __post_init__(self) -> None:
+        if self.gap_frames < 0:
+            raise ValueError("gap_frames must not be negative")
         if self.detect_interval < 1:
             raise ValueError("detect_interval must be at least 1")
         if not 0.0 <= self.motion_threshold <= 1.0:
@@ -77,7 +82,7 @@ class TrackingPolicy:
         """The policy configured in the settings."""
         return cls(settings.tracking == "on", settings.detect_interval,
                    float(settings.motion_threshold), float(settings.recheck_s),
-                   settings.votes_required, settings.votes_window)
+                   settings.votes_required, settings.votes_window, settings.track_gap_frames)
 
 
 @dataclass(eq=False)

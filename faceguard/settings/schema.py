@@ -134,6 +134,14 @@ class Settings:
     votes_window: int = setting(
         5, lambda v: check_int(v, 1, 100), "decisions.votes_window",
         "... out of this many recent frames.")
+    visit_gap_s: float = setting(
+        10.0, lambda v: check_float(v, 1.0, 600.0), "decisions.visit_gap_s",
+        "Seconds without a face that end a visit: someone back in view sooner is the same "
+        "visit (logged once). Longer suits a door where people linger or look away.")
+    unknown_cooldown_s: int = setting(
+        60, lambda v: check_int(v, 0, 86_400), "decisions.unknown_cooldown_s",
+        "Seconds between two 'not recognised' events, however many visits (0: one per "
+        "visit). Longer keeps a busy public door's log short.")
     tracking: str = setting(
         "on", lambda v: check_choice(v, ("on", "off")), "kiosk.tracking",
         "on: a face in view is followed from frame to frame by the detector's later stages "
@@ -148,6 +156,10 @@ class Settings:
     recheck_s: float = setting(
         1.0, lambda v: check_float(v, 0.1, 60.0), "kiosk.recheck_s",
         "Seconds between two checks of a recognised face, so a swap of people is noticed.")
+    track_gap_frames: int = setting(
+        4, lambda v: check_int(v, 0, 60), "kiosk.track_gap_frames",
+        "Frames a face may go undetected (a turned head, someone walking past) and keep its "
+        "track and its decision; more suits a door where faces are often hidden briefly.")
     pin_hash: str | None = setting(
         None, check_pin_hash, "admin.pin_hash",
         "Legacy: the admin PIN now lives in the face library.", repr=False)
