@@ -329,7 +329,7 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
 class Watcher:
     """A second MQTT client that records what the kiosk publishes."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, reconnect_s: float = 1.0) -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, bytes, bool]] = []  # topic, payload, retained
@@ -338,7 +338,7 @@ class Watcher:
             (m.topic, bytes(m.payload), bool(m.retain)))
         self.client.on_connect = lambda c, u, f, r, p=None: c.subscribe(
             [("faceguard/#", 1), ("homeassistant/#", 1)])
-        self.client.reconnect_delay_set(1, 1)
+        self.client.reconnect_delay_set(reconnect_s, reconnect_s)  # type: ignore[arg-type]
         self.client.connect_async("127.0.0.1", port)
         self.client.loop_start()
 
@@ -390,7 +390,7 @@ def test_mqtt_events_commands_inputs_and_discovery(broker: Broker) -> None:
 
 def test_mqtt_broker_killed_hard_loses_nothing_and_sends_each_id_once(
         broker: Broker, tmp_path: Path) -> None:
-    watcher = Watcher(broker.port)
+    watcher = Watcher(broker.port, reconnect_s=0.2)
     library = FaceLibrary.open(tmp_path / "faceguard.db")
     settings = Settings(kiosk_name="front", door_driver="mqtt", door_mqtt_host="127.0.0.1",
                         door_mqtt_port=broker.port, door_pulse_s=0.1)
@@ -413,8 +413,13 @@ def test_mqtt_broker_killed_hard_loses_nothing_and_sends_each_id_once(
         time.sleep(0.5)
         assert LibraryOutbox(library).pending_count() >= 4
         broker.start()
+        assert until(lambda: door.connected, 15)
+        reconnected = time.monotonic()
         assert until(lambda: set(during) <= set(watcher.event_ids("faceguard/front/event")),
                      30), watcher.event_ids("faceguard/front/event")
+        # what was queued waited for the subscribers of the restarted broker (the watcher
+        # reconnects within 0.2 s) before it went out
+        assert time.monotonic() - reconnected >= door.settle_s - 0.1
         assert until(lambda: set(during) <= set(watcher.event_ids("faceguard/front/command")),
                      15)
         assert until(lambda: LibraryOutbox(library).pending_count() == 0, 10)

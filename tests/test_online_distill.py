@@ -100,3 +100,27 @@ def test_a_missing_start_student_is_refused_before_any_data_loads(
     code = main(["--bundle", str(tmp_path / "no-bundle"), "--out", str(tmp_path / "out"),
                  "--device", "cpu", "--init", "scratch"])
     assert code == 2 and "not a canvas bundle" in capsys.readouterr().err
+
+
+def test_the_schedule_fitted_to_the_budget_counts_every_step_it_times(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """With frequent checks, the fitted schedule still ends inside the budget: the
+    learning rate decays to its end instead of the budget cutting the run short. The loop's
+    clock is a counter (each reading 0.05 s later), so the outcome does not depend on load."""
+    from types import SimpleNamespace
+
+    from faceguard.training import online_distill
+
+    readings = iter(range(10**6))
+    monkeypatch.setattr(online_distill, "time",
+                        SimpleNamespace(monotonic=lambda: 0.05 * next(readings)))
+    monkeypatch.setattr(online_distill, "FIT_STEPS", 8)
+    canvases, teacher = _canvases(), SmallTeacher()
+    args = _args(tmp_path, "--init", "scratch", "--minutes", "0.06", "--lr", "0.05",
+                 "--train-bn", "--batch-size", "8")
+    args.every_seconds = 0.3  # a held-out check and checkpoint every other step or so
+    record = online_distill.train(args, teacher, canvases)
+    out = capsys.readouterr().out
+    assert "schedule:" in out and "budget: stopping" not in out
+    assert record["step"] == record["total_steps"] > 8

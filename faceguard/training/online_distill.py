@@ -235,7 +235,7 @@ def train(args: argparse.Namespace, teacher: nn.Module | None = None,
     hard = round(batch * args.hard_fraction)
     clean_count = round(batch * args.clean_fraction)
     set_train_mode(model, freeze_bn)
-    t_loop = t_check = time.monotonic()
+    t_loop = t_check = t_fit = time.monotonic()  # t_fit: the schedule's rate, checks included
     steps_here, since, loss_sum, cos_sum = 0, 0, 0.0, 0.0
     record: dict[str, Any] = {}
     while step < total:
@@ -266,7 +266,7 @@ def train(args: argparse.Namespace, teacher: nn.Module | None = None,
         cos_sum += float(cos.detach())
         elapsed = time.monotonic() - t_start
         if not fitted and steps_here == FIT_STEPS:
-            per_step = (time.monotonic() - t_loop) / steps_here
+            per_step = (time.monotonic() - t_fit) / steps_here
             total = plan.total_steps = step + int((budget - elapsed) / per_step * 0.93)
             fitted = True
             print(f"schedule: {total} steps ({per_step * 1000:.0f} ms a step, "

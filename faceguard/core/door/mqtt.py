@@ -14,7 +14,11 @@ Topics (``P`` = ``door.mqtt.prefix``, ``D`` = the door, i.e. ``kiosk.name``):
 
 Each outbox message is published once per connection lifetime and kept until its PUBACK;
 paho re-sends an unacknowledged one (flagged DUP) after a reconnect, so a broker that dies
-(even ``kill -9``) loses nothing. Discovery configs go under ``homeassistant/``.
+(even ``kill -9``) loses nothing. After a *re*connect the outbox waits ``settle_s`` before it
+sends what was queued meanwhile: a broker that restarted has forgotten every subscription, and
+the subscribers (Home Assistant, an actuator) reconnect at about the same moment as the kiosk;
+a message the broker accepts before they have subscribed again reaches nobody. Discovery
+configs go under ``homeassistant/``.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from faceguard.core.door.base import DoorDriver, DoorError, DoorEvent, DoorResul
 from faceguard.core.door.outbox import DeliveryError, Item, MemoryOutbox, Outbox, Sender
 
 log = logging.getLogger(__name__)
+RECONNECT_SETTLE_S = 2.0  # after a reconnect, before the queued messages go out
 
 DISCOVERY_PREFIX = "homeassistant"
 
@@ -48,7 +53,7 @@ class MqttDoor(DoorDriver):
                  ca_file: str = "", outbox: Outbox | None = None,
                  lock_type: LockType = LockType.FAIL_SECURE, pulse_s: float = 3.0,
                  ack_timeout_s: float = 5.0, backoff_s: tuple[float, float] = (0.5, 30.0),
-                 discovery: bool = True) -> None:
+                 discovery: bool = True, settle_s: float = RECONNECT_SETTLE_S) -> None:
         super().__init__(door, lock_type, pulse_s)
         try:
             import paho.mqtt.client as mqtt
@@ -61,7 +66,10 @@ class MqttDoor(DoorDriver):
         self.host, self.port, self.ack_timeout_s = host, port, ack_timeout_s
         self.base = f"{prefix.strip('/')}/{door}"
         self._discovery = discovery
-        self._connected = threading.Event()
+        self._connected = threading.Event()  # the broker accepted the connection
+        self._sending = threading.Event()  # ... and the outbox may publish (settled)
+        self._connections = 0  # connections made so far (a timer of an older one is ignored)
+        self.settle_s = settle_s
         self._inflight: dict[str, Any] = {}  # event id -> MQTTMessageInfo (this connection)
         self._inflight_lock = threading.Lock()
         client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
@@ -118,14 +126,27 @@ class MqttDoor(DoorDriver):
             for topic, config in self.discovery_configs().items():
                 client.publish(topic, json.dumps(config, sort_keys=True), qos=1, retain=True)
         self._connected.set()
-        self.events._wake.set()
-        self.commands._wake.set()
+        self._connections += 1
+        if self._connections == 1 or self.settle_s <= 0:
+            self._start_sending(self._connections)
+        else:  # a reconnect: let the subscribers of a restarted broker subscribe again
+            timer = threading.Timer(self.settle_s, self._start_sending, (self._connections,))
+            timer.daemon = True
+            timer.start()
+
+    def _start_sending(self, connection: int) -> None:
+        """Let the outbox publish on this connection (unless it has dropped since)."""
+        if connection == self._connections and self._connected.is_set():
+            self._sending.set()
+            self.events._wake.set()
+            self.commands._wake.set()
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
         if self._connected.is_set():
             log.warning("MQTT broker %s:%s disconnected (%s); reconnecting", self.host,
                         self.port, reason)
+        self._sending.clear()
         self._connected.clear()
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
@@ -175,8 +196,10 @@ class MqttDoor(DoorDriver):
         with self._inflight_lock:
             info = self._inflight.get(f"{kind}:{item.event_id}")
             if info is None:
-                if not self._connected.is_set():
-                    raise DeliveryError(f"not connected to {self.host}:{self.port}")
+                if not self._sending.is_set():
+                    raise DeliveryError(f"not connected to {self.host}:{self.port}" if not
+                                        self._connected.is_set() else
+                                        f"reconnected to {self.host}:{self.port}, settling")
                 info = self._client.publish(f"{self.base}/{kind}", item.payload, qos=1)
                 self._inflight[f"{kind}:{item.event_id}"] = info
         try:
