@@ -186,10 +186,18 @@ def low_res(x: torch.Tensor, draws: Draws, matrices: torch.Tensor) -> torch.Tens
 @functools.lru_cache(maxsize=8)
 def dct_matrix(device: torch.device) -> torch.Tensor:
     """The orthonormal 8-point DCT-II (JPEG's forward transform is D @ block @ D^T)."""
-    k = torch.arange(8, dtype=torch.float64)
+    k = torch.arange(8, dtype=torch.float64, device="cpu")  # float64 on CPU, then moved
     d = torch.cos(math.pi * (2 * k.view(1, 8) + 1) * k.view(8, 1) / 16.0) * math.sqrt(2 / 8)
     d[0] /= math.sqrt(2.0)
     return d.to(device=device, dtype=torch.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _ycc_matrices(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(RGB -> YCbCr, its inverse), float32 on ``device``; inverted once, on the CPU (no
+    linear-algebra library call on the device for every batch)."""
+    to_ycc = torch.tensor(_RGB_TO_YCC, dtype=torch.float32, device="cpu")
+    return to_ycc.to(device), torch.linalg.inv(to_ycc).to(device)
 
 
 def _quant_tables(quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,7 +236,7 @@ def jpeg_at(x: torch.Tensor, quality: torch.Tensor, d: torch.Tensor) -> torch.Te
     4:2:0 chroma (box down, bilinear up), 8x8 block DCT quantised with libjpeg's tables."""
     n = x.shape[0]
     luma_steps, chroma_steps = _quant_tables(quality)
-    to_ycc = torch.tensor(_RGB_TO_YCC, dtype=torch.float32, device=x.device)
+    to_ycc, from_ycc = _ycc_matrices(x.device)
     ycc = torch.einsum("ij,njhw->nihw", to_ycc, x.clamp(0.0, 255.0))
     luma = _quantise_blocks(ycc[:, 0] - 128.0, luma_steps, d) + 128.0
     chroma = F.avg_pool2d(ycc[:, 1:], 2)  # Cb, Cr centred on 0 already
@@ -238,4 +246,4 @@ def jpeg_at(x: torch.Tensor, quality: torch.Tensor, d: torch.Tensor) -> torch.Te
     chroma = F.interpolate(chroma.view(n, c2, h2, w2), scale_factor=2.0, mode="bilinear",
                            align_corners=False)
     ycc = torch.cat([luma.unsqueeze(1), chroma], dim=1)
-    return torch.einsum("ij,njhw->nihw", torch.linalg.inv(to_ycc), ycc)
+    return torch.einsum("ij,njhw->nihw", from_ycc, ycc)

@@ -13,7 +13,8 @@ lesson) and trains the student on the 96x96 area resize of the same pixels with
 
 The student starts from the shipped ONNX (``--init``; rotated onto the centred SFace space,
 BatchNorm calibrated, as in ``finetune_views``) or from random weights (``--init scratch``).
-Resumable: rerunning the same command continues from ``OUT/last.pt``. Run::
+Resumable: rerunning the same command continues from ``OUT/last.pt``; SIGTERM (a timeout)
+ends a run after its current step with a held-out check and a checkpoint. Run::
 
     python -m faceguard.training.online_distill --bundle .device/online --out OUT \\
         --device cuda --minutes 7
@@ -25,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,28 +59,39 @@ from faceguard.training.onnx_student import (
 from faceguard.training.optimisation import WarmupCosine, distill_loss, param_groups
 
 Teacher = Callable[[torch.Tensor], torch.Tensor]
-FIT_STEPS = 30  # steps timed before the schedule is fitted to the budget
+UNTIMED_STEPS = 5  # first steps of a run, not timed (CUDA warm-up, cuDNN's kernel search)
+FIT_STEPS = 30  # steps timed, after those, before the schedule is fitted to the budget
 SCRATCH = "scratch"
+
+
+def bf16_autocast(device: torch.device, enabled: bool) -> torch.autocast:
+    """bf16 autocast on ``device`` where ``enabled`` (on CUDA in training; the tests also
+    switch it on for the CPU, which has the same bf16 autocast, to run that path)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 class OnlineTargets:
     """Centred, L2-normalised teacher vectors of 112x112 views (float 0..255 NCHW)."""
 
-    def __init__(self, teacher: nn.Module, device: torch.device, chunk: int = 256) -> None:
+    def __init__(self, teacher: nn.Module, device: torch.device, chunk: int = 256,
+                 mixed_precision: bool | None = None) -> None:
+        """``mixed_precision``: the teacher under bf16 autocast (default: on CUDA only)."""
         self.teacher = teacher.to(device).eval().requires_grad_(False)
         self.device = device
         self.chunk = chunk
+        self.mixed_precision = (device.type == "cuda" if mixed_precision is None
+                                else mixed_precision)
         self.mean: torch.Tensor | None = None
 
     @torch.no_grad()
     def raw(self, views: torch.Tensor) -> torch.Tensor:
-        """Unit teacher vectors (no centring), computed in chunks."""
+        """Unit teacher vectors (no centring, float32), computed in chunks."""
         out = []
         for start in range(0, len(views), self.chunk):
             part = views[start:start + self.chunk]
-            with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                enabled=self.device.type == "cuda"):
-                out.append(F.normalize(self.teacher(part).float(), dim=1))
+            with bf16_autocast(self.device, self.mixed_precision):
+                vectors = self.teacher(part)
+            out.append(F.normalize(vectors.float(), dim=1))
         return torch.cat(out)
 
     def fit_mean(self, clean: torch.Tensor) -> torch.Tensor:
@@ -102,6 +116,55 @@ def student_vectors(model: nn.Module, views: torch.Tensor, chunk: int = 256) -> 
 def mean_cosine(model: nn.Module, views: torch.Tensor, targets: torch.Tensor) -> float:
     """Mean cosine between the student's vectors of ``views`` and ``targets``."""
     return float((student_vectors(model, views) * targets).sum(1).mean())
+
+
+class OnlineStep:
+    """One training step: a batch of faces (part drawn in proportion to their recent
+    1 - cos), one view each (some clean, the rest augmented), the teacher's labels and one
+    optimiser update of the student; every random draw comes from ``generator``."""
+
+    def __init__(self, gpu_views: GpuViews, targets: OnlineTargets, train_faces: torch.Tensor,
+                 hardness: torch.Tensor, generator: torch.Generator, batch: int,
+                 hard_fraction: float, clean_fraction: float, relation_weight: float) -> None:
+        """``hardness``: (faces,) recent 1 - cos of every face, updated in place."""
+        self.gpu_views = gpu_views
+        self.targets = targets
+        self.train_faces = train_faces
+        self.hardness = hardness
+        self.generator = generator
+        self.batch = batch
+        self.hard = round(batch * hard_fraction)
+        self.clean_count = round(batch * clean_fraction)
+        self.relation_weight = relation_weight
+
+    def pick(self) -> torch.Tensor:
+        """(batch,) face indices: uniform draws, then draws weighted by hardness."""
+        faces, device = self.train_faces, self.train_faces.device
+        uniform = faces[torch.randint(len(faces), (self.batch - self.hard,),
+                                      generator=self.generator, device=device)]
+        weights = self.hardness[faces] + 1e-3
+        hardest = faces[torch.multinomial(weights, self.hard, replacement=True,
+                                          generator=self.generator)]
+        return torch.cat([uniform, hardest])
+
+    def __call__(self, model: nn.Module,
+                 optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the step; (loss, mean cosine), detached, on the device."""
+        pick = self.pick()
+        views = torch.cat([self.gpu_views.clean(pick[:self.clean_count]),
+                           self.gpu_views.augmented(pick[self.clean_count:], self.generator)])
+        target = self.targets(views)
+        x = student_input(views)  # float32, outside autocast: the exact area resize
+        with bf16_autocast(self.targets.device, self.targets.mixed_precision):
+            output = model(x)
+        loss, cos = distill_loss(output.float(), target, self.relation_weight)
+        with torch.no_grad():
+            per_face = 1.0 - (F.normalize(output.detach().float(), dim=1) * target).sum(1)
+            self.hardness[pick] = 0.7 * self.hardness[pick] + 0.3 * per_face
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), cos.detach()
 
 
 def initial_student(init: str, gpu_views: GpuViews, targets: OnlineTargets,
@@ -165,16 +228,23 @@ def load_bundle_canvases(bundle: Path) -> tuple[np.ndarray, Path]:
 
 
 def train(args: argparse.Namespace, teacher: nn.Module | None = None,
-          canvases: np.ndarray | None = None) -> dict[str, Any]:
-    """Run or resume; returns the last record. ``teacher``/``canvases`` default to the bundle's."""
+          canvases: np.ndarray | None = None,
+          stop: threading.Event | None = None) -> dict[str, Any]:
+    """Run or resume; returns the last record. ``teacher``/``canvases`` default to the bundle's.
+
+    ``stop``, once set (``main`` sets it on SIGTERM), ends the run after the current step
+    with a held-out check and a checkpoint, as the budget does.
+    """
     t_start = time.monotonic()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed batch shapes: pick the fastest kernels
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        # fixed batch shapes: pick the fastest kernels. float32 matrix products stay exact
+        # (torch's default, no TF32): the views' resizes, JPEG and geometry are matrix
+        # products; the networks run under bf16 autocast, and cuDNN's float32 convolutions
+        # (the held-out checks) use TF32 by torch's default.
+        torch.backends.cudnn.benchmark = True
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     last_path = out / "last.pt"
@@ -232,47 +302,35 @@ def train(args: argparse.Namespace, teacher: nn.Module | None = None,
     budget = args.minutes * 60.0
     fitted = args.steps is not None or resume is not None
     batch = args.batch_size
-    hard = round(batch * args.hard_fraction)
-    clean_count = round(batch * args.clean_fraction)
+    train_step = OnlineStep(gpu_views, targets, train_faces, hardness, generator, batch,
+                            args.hard_fraction, args.clean_fraction, args.relation_weight)
     set_train_mode(model, freeze_bn)
-    t_loop = t_check = t_fit = time.monotonic()  # t_fit: the schedule's rate, checks included
+    print(f"setup: {time.monotonic() - t_start:.1f} s", flush=True)
+    # t_fit: the schedule's rate, checks included; restarted once after the untimed steps
+    t_loop = t_check = t_fit = time.monotonic()
     steps_here, since, loss_sum, cos_sum = 0, 0, 0.0, 0.0
     record: dict[str, Any] = {}
     while step < total:
-        uniform = train_faces[torch.randint(len(train_faces), (batch - hard,),
-                                            generator=generator, device=device)]
-        weights = hardness[train_faces] + 1e-3
-        hardest = train_faces[torch.multinomial(weights, hard, replacement=True,
-                                                generator=generator)]
-        pick = torch.cat([uniform, hardest])
-        views = torch.cat([gpu_views.clean(pick[:clean_count]),
-                           gpu_views.augmented(pick[clean_count:], generator)])
-        target = targets(views)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            output = model(student_input(views))
-        loss, cos = distill_loss(output.float(), target, args.relation_weight)
-        with torch.no_grad():
-            per_face = 1.0 - (F.normalize(output.detach().float(), dim=1) * target).sum(1)
-            hardness[pick] = 0.7 * hardness[pick] + 0.3 * per_face
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, cos = train_step(model, optimizer)
         scheduler.step()
         step += 1
         steps_here += 1
         since += 1
         views_seen += batch
-        loss_sum += float(loss.detach())
-        cos_sum += float(cos.detach())
+        loss_sum += float(loss)
+        cos_sum += float(cos)
         elapsed = time.monotonic() - t_start
-        if not fitted and steps_here == FIT_STEPS:
-            per_step = (time.monotonic() - t_fit) / steps_here
+        if steps_here == UNTIMED_STEPS:
+            t_fit = time.monotonic()
+        if not fitted and steps_here == UNTIMED_STEPS + FIT_STEPS:
+            per_step = (time.monotonic() - t_fit) / FIT_STEPS
             total = plan.total_steps = step + int((budget - elapsed) / per_step * 0.93)
             fitted = True
             print(f"schedule: {total} steps ({per_step * 1000:.0f} ms a step, "
                   f"{batch / per_step:.0f} views/s)", flush=True)
         due = time.monotonic() - t_check >= args.every_seconds
-        if due or step >= total or elapsed > budget:
+        stopped = stop is not None and stop.is_set()
+        if due or step >= total or elapsed > budget or stopped:
             train_s += time.monotonic() - t_loop
             val_cos = mean_cosine(model, val_clean, val_targets)
             set_train_mode(model, freeze_bn)
@@ -289,9 +347,13 @@ def train(args: argparse.Namespace, teacher: nn.Module | None = None,
                                  train_seconds=train_s, views_seen=views_seen)
             best = save_progress(out, record, history, state, best)
             t_loop = t_check = time.monotonic()
-            if elapsed > budget:
-                print(f"budget: stopping at step {step} of {total}", flush=True)
+            if elapsed > budget or stopped:
+                print(f"{'signal' if stopped else 'budget'}: stopping at step {step} of {total}",
+                      flush=True)
                 break
+    if device.type == "cuda":
+        print(f"cuda: peak {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB allocated",
+              flush=True)
     return record
 
 
@@ -302,11 +364,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fresh and args.init != SCRATCH and not Path(args.init).is_file():
         print(f"error: the student to start from, {args.init}, does not exist", file=sys.stderr)
         return 2  # before loading the bundle: on a lent GPU every minute counts
+    stop = threading.Event()  # SIGTERM (timeout, a device run's limit): checkpoint, then stop
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     try:
-        record = train(args)
+        record = train(args, stop=stop)
     except (FaceGuardError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(f"done: {json.dumps(record)}")
     return 0
 
