@@ -40,10 +40,9 @@ from faceguard.kiosk.liveness_gate import (
     LivenessState,
 )
 from faceguard.settings import Settings
+from faceguard.settings.schema import DEFAULT_UNKNOWN_COOLDOWN_S, DEFAULT_VISIT_GAP_S
 
 UNKNOWN = -1  # vote label of an unknown face
-DEFAULT_UNKNOWN_COOLDOWN_S = 60.0  # decisions.unknown_cooldown_s's default
-DEFAULT_VISIT_GAP_S = 10.0  # decisions.visit_gap_s's default
 ATTACK_DECISION = "attack"
 
 
@@ -54,7 +53,7 @@ class DecisionPolicy:
     votes_required: int = 3
     votes_window: int = 5
     repeat_window_s: float = 300.0
-    unknown_cooldown_s: float = DEFAULT_UNKNOWN_COOLDOWN_S
+    unknown_cooldown_s: float = float(DEFAULT_UNKNOWN_COOLDOWN_S)
     visit_gap_s: float = DEFAULT_VISIT_GAP_S
     liveness: LivenessPolicy = field(default_factory=LivenessPolicy)
 

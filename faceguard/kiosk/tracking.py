@@ -43,6 +43,7 @@ import numpy as np
 
 from faceguard.kiosk.decisions import UNKNOWN
 from faceguard.settings import Settings
+from faceguard.settings.schema import DEFAULT_TRACK_GAP_FRAMES
 from faceguard.vision.mtcnn import Face, box_iou
 
 TRACK_MATCH_IOU = 0.3  # boxes of one face in consecutive frames overlap at least this much
@@ -51,8 +52,7 @@ MOTION_SIZE = (64, 48)  # the motion gate's grey thumbnail (width, height)
 MOTION_LEVEL = 12  # grey levels a thumbnail pixel must change by to count as moved
 IDLE_DETECT_FRAMES = 30  # an idle scene is still searched this often (2 s at 15 fps)
 FACE_MARGIN = 0.25  # share of a face box added on each side when its motion is ignored
-TRACK_GAP_FRAMES = 4  # kiosk.track_gap_frames's default: frames a track may go without its
-# face and still be taken up again
+TRACK_GAP_FRAMES = DEFAULT_TRACK_GAP_FRAMES  # kiosk.track_gap_frames's default
 
 
 @dataclass(frozen=True)

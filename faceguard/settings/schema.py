@@ -41,6 +41,11 @@ DEFAULT_THRESHOLD_NOTE = "model calibration; see resources/models/MODEL_CARD.md"
 STRICTNESS_FAR = {"standard": 1e-3, "strict": 1e-4, "very-strict": 1e-5}
 DEFAULT_STRICTNESS = "standard"
 
+# The kiosk's visits (faceguard.kiosk.decisions) and tracks (faceguard.kiosk.tracking).
+DEFAULT_VISIT_GAP_S = 10.0  # seconds without a face that end a visit
+DEFAULT_UNKNOWN_COOLDOWN_S = 60  # seconds between two "not recognised" events
+DEFAULT_TRACK_GAP_FRAMES = 4  # frames a track may go without its face and be taken up again
+
 DEFAULT_MODEL_FILE = "lite_mobilefacenet_96.onnx"
 
 # Passive liveness (resources/models/LIVENESS_MODEL_CARD.md, "FaceGuard's measurement").
@@ -135,11 +140,12 @@ class Settings:
         5, lambda v: check_int(v, 1, 100), "decisions.votes_window",
         "... out of this many recent frames.")
     visit_gap_s: float = setting(
-        10.0, lambda v: check_float(v, 1.0, 600.0), "decisions.visit_gap_s",
+        DEFAULT_VISIT_GAP_S, lambda v: check_float(v, 1.0, 600.0), "decisions.visit_gap_s",
         "Seconds without a face that end a visit: someone back in view sooner is the same "
         "visit (logged once). Longer suits a door where people linger or look away.")
     unknown_cooldown_s: int = setting(
-        60, lambda v: check_int(v, 0, 86_400), "decisions.unknown_cooldown_s",
+        DEFAULT_UNKNOWN_COOLDOWN_S, lambda v: check_int(v, 0, 86_400),
+        "decisions.unknown_cooldown_s",
         "Seconds between two 'not recognised' events, however many visits (0: one per "
         "visit). Longer keeps a busy public door's log short.")
     tracking: str = setting(
@@ -157,7 +163,7 @@ class Settings:
         1.0, lambda v: check_float(v, 0.1, 60.0), "kiosk.recheck_s",
         "Seconds between two checks of a recognised face, so a swap of people is noticed.")
     track_gap_frames: int = setting(
-        4, lambda v: check_int(v, 0, 60), "kiosk.track_gap_frames",
+        DEFAULT_TRACK_GAP_FRAMES, lambda v: check_int(v, 0, 60), "kiosk.track_gap_frames",
         "Frames a face may go undetected (a turned head, someone walking past) and keep its "
         "track and its decision; more suits a door where faces are often hidden briefly.")
     pin_hash: str | None = setting(
