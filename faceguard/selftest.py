@@ -17,7 +17,7 @@ from faceguard.library.backup import check_library_file
 from faceguard.library.database import FaceLibrary, recovery_steps
 from faceguard.paths import models_dir, resources_dir
 from faceguard.vision.image_io import load_image
-from faceguard.vision.onnx_model import file_sha256, manifest_entry
+from faceguard.vision.onnx_model import expected_sha256, file_sha256
 
 
 def _check(label: str, action: Callable[[], str]) -> bool:
@@ -39,8 +39,7 @@ def run_self_test(base: AppContext) -> int:
     def models() -> str:
         names = sorted(p.name for p in models_dir().glob("*.onnx"))
         for name in names:
-            entry = manifest_entry(models_dir() / name) or {}
-            if entry.get("sha256") != file_sha256(models_dir() / name):
+            if expected_sha256(models_dir() / name) != file_sha256(models_dir() / name):
                 raise AssertionError(f"{name}: SHA-256 does not match the manifest")
         return f"{len(names)} model files match their SHA-256 ({', '.join(names)})"
 

@@ -15,6 +15,7 @@ import numpy as np
 from faceguard.core.enrolment import ConsentGiven, Enroller
 from faceguard.core.library_access import LIBRARY_FILE, open_library
 from faceguard.core.listeners import Listeners
+from faceguard.core.model_calibration import model_calibration
 from faceguard.core.notice import notice_version
 from faceguard.core.operating_point import (
     OperatingPoint,
@@ -38,11 +39,10 @@ from faceguard.library.crypto import keyring_backend
 from faceguard.library.database import FaceLibrary, Person
 from faceguard.library.matcher import Matcher
 from faceguard.library.person_export import ExportSummary, export_person
-from faceguard.library.template_index import DEFAULT_FUSION, FUSION_RULES, Fusion
+from faceguard.library.template_index import Fusion
 from faceguard.paths import data_dir
 from faceguard.settings import OPTIONS, Settings, load_settings, save_settings
 from faceguard.vision.engine import FaceEngine
-from faceguard.vision.onnx_model import manifest_entry
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,8 @@ class AppContext:
     @cached_property
     def engine(self) -> FaceEngine:
         path, sha = embedder_location(self.settings)
-        mirror = bool((manifest_entry(path) or {}).get("mirror", False))
         return FaceEngine.load(min_face=self.min_face, embedder_path=path, embedder_sha256=sha,
-                               mirror=mirror)
+                               mirror=model_calibration(path).mirror)
 
     @cached_property
     def operating_point(self) -> OperatingPoint:
@@ -122,9 +121,7 @@ class AppContext:
     def fusion(self) -> Fusion:
         """The template-fusion rule the model's threshold was calibrated with (its manifest
         entry's ``fusion``; best template alone when it names none)."""
-        path, _ = embedder_location(self.settings)
-        rule = (manifest_entry(path) or {}).get("fusion", DEFAULT_FUSION)
-        return next((known for known in FUSION_RULES if known == rule), DEFAULT_FUSION)
+        return model_calibration(embedder_location(self.settings)[0]).fusion
 
     @cached_property
     def matcher(self) -> Matcher:

@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from faceguard.core.model_calibration import model_calibration
 from faceguard.library.match_decision import UNCALIBRATED_THRESHOLD
 from faceguard.settings import Settings
 from faceguard.settings.schema import STRICTNESS_FAR, SettingsError
-from faceguard.vision.onnx_model import default_model_path, manifest_entry
+from faceguard.vision.onnx_model import default_model_path
 
 EMBEDDER_ENV = "FACEGUARD_EMBEDDER"
 EMBEDDER_SHA_ENV = "FACEGUARD_EMBEDDER_SHA256"
@@ -49,24 +50,23 @@ def calibrated_thresholds(embedder_path: Path) -> dict[str, float]:
     """The model card's threshold at each strictness level it was calibrated for.
 
     The manifest entry's ``thresholds`` table maps a false-accept rate (``"0.0001"``) to a
-    threshold; an entry with only ``threshold`` and ``threshold_far`` gives that one level.
+    threshold; an entry with only ``threshold`` and ``threshold_far`` gives that one level
+    (ModelError when the entry is damaged).
     """
-    entry = manifest_entry(embedder_path) or {}
-    table = entry.get("thresholds")
-    by_far = {f"{float(far):g}": float(value)
-              for far, value in (table.items() if isinstance(table, dict) else ())}
-    if entry.get("threshold") is not None and entry.get("threshold_far") is not None:
-        by_far.setdefault(f"{float(str(entry['threshold_far'])):g}",
-                          float(str(entry["threshold"])))
+    calibration = model_calibration(embedder_path)
+    by_far = dict(calibration.thresholds)
+    if calibration.threshold is not None and calibration.threshold_far is not None:
+        by_far.setdefault(f"{calibration.threshold_far:g}", calibration.threshold)
     return {level: by_far[f"{far:g}"] for level, far in STRICTNESS_FAR.items()
             if f"{far:g}" in by_far}
 
 
 def operating_point(settings: Settings, embedder_path: Path) -> OperatingPoint:
     """The model card's calibrated threshold at the settings' strictness, unless the settings
-    set a threshold explicitly (SettingsError when that level was never calibrated)."""
-    entry = manifest_entry(embedder_path) or {}
-    if entry.get("threshold") is not None and settings.match_threshold is None:
+    set a threshold explicitly (SettingsError when that level was never calibrated;
+    ModelError when the model's manifest entry is damaged)."""
+    calibration = model_calibration(embedder_path)
+    if calibration.threshold is not None and settings.match_threshold is None:
         level = settings.match_strictness
         levels = calibrated_thresholds(embedder_path)
         far = STRICTNESS_FAR[level]
@@ -76,7 +76,7 @@ def operating_point(settings: Settings, embedder_path: Path) -> OperatingPoint:
                 f"{embedder_path.name} has no calibrated threshold for the {level} level "
                 f"({one_in(far)}); calibrated: {known or 'none'}. Choose one of those "
                 "(recognition.strictness) or set recognition.threshold.")
-        return OperatingPoint(levels[level], float(str(entry.get("margin", 0.0))), far,
+        return OperatingPoint(levels[level], calibration.margin, far,
                               f"calibrated ({level}: {one_in(far)}), {embedder_path.name} "
                               "model card")
     threshold = settings.match_threshold

@@ -69,10 +69,11 @@ class SettingsDialog(QDialog):
                              "URL, folder of images, or demo.")
         theme.set_role(source_hint, "hint")
 
+        calibration_problem = " "
         try:
             calibrated = ctx.calibrated_thresholds()
-        except FaceGuardError:
-            calibrated = {}
+        except FaceGuardError as error:  # a damaged model manifest: said below the form
+            calibrated, calibration_problem = {}, str(error)
         self.calibrated = calibrated
         # One entry per strictness level (those the model was never calibrated for greyed
         # out), then a custom threshold typed in the box below.
@@ -147,7 +148,7 @@ class SettingsDialog(QDialog):
         form.addRow("Kiosk name", self.kiosk_name)
         form.addRow("Data folder", self.data_folder)
         form.addRow("", folder_hint)
-        self.message = QLabel(" ")
+        self.message = QLabel(calibration_problem)
         theme.set_role(self.message, "error")
         buttons = theme.accept_cancel(self, self.save)
         layout = QVBoxLayout(self)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -41,6 +42,21 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+SHA256_DIGITS = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def manifest_path(model: Path) -> Path:
+    """The manifest that describes a model file: the one beside it."""
+    return model.resolve().parent / MANIFEST_NAME
+
+
+def manifest_error(model: Path, field: str, problem: str) -> ModelError:
+    """The error for a damaged field of a model's manifest entry, naming the manifest file,
+    the model and the field (``problem``: "must be a number (it is "abc")")."""
+    return ModelError(f"model manifest {manifest_path(model)} is damaged: "
+                      f"{model.name}'s {field} {problem}")
+
+
 @lru_cache(maxsize=8)
 def _read_manifest(folder: Path) -> dict[str, dict[str, object]]:
     path = folder / MANIFEST_NAME
@@ -50,11 +66,24 @@ def _read_manifest(folder: Path) -> dict[str, dict[str, object]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ModelError(f"model manifest {path} is unreadable: {error}") from error
-    return dict(data.get("models", {}))
+    models = data.get("models", {}) if isinstance(data, dict) else None
+    if not isinstance(models, dict):
+        raise ModelError(f"model manifest {path} is damaged: it must be a JSON object whose "
+                         '"models" maps each model file to its entry')
+    for name, entry in models.items():
+        if not isinstance(entry, dict):
+            raise ModelError(f"model manifest {path} is damaged: the entry of {name} must be "
+                             f"a JSON object (it is {json.dumps(entry)})")
+        if "sha256" in entry and not (isinstance(entry["sha256"], str)
+                                      and SHA256_DIGITS.fullmatch(entry["sha256"])):
+            raise manifest_error(folder / name, "sha256", "must be 64 hexadecimal digits "
+                                 f"(it is {json.dumps(entry['sha256'])})")
+    return dict(models)
 
 
 def manifest_entry(path: Path) -> dict[str, object] | None:
-    """The manifest record for a model file, looked up in the manifest beside it."""
+    """The manifest record for a model file, looked up in the manifest beside it (its
+    structure and SHA-256 checked; ModelError, naming the field, when they are damaged)."""
     return _read_manifest(path.resolve().parent).get(path.name)
 
 
