@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from faceguard.core.enrolment import ConsentGiven, Enroller
+from faceguard.core.face_data_encryption import FaceDataEncryption
 from faceguard.core.library_access import LIBRARY_FILE, open_library
 from faceguard.core.listeners import Listeners
 from faceguard.core.model_calibration import model_calibration
@@ -30,12 +30,11 @@ from faceguard.fleet.config import FleetConfig
 from faceguard.fleet.engine import SyncEngine
 from faceguard.fleet.status import FleetStatus, SyncReport
 from faceguard.fleet.sync_loop import SyncLoop
-from faceguard.library import accounts, audit_chain, encryption
+from faceguard.library import accounts, audit_chain
 from faceguard.library.accounts import Account
 from faceguard.library.audit_chain import ChainReport
 from faceguard.library.backup import KioskLock, hold_kiosk_lock
 from faceguard.library.consent import clean_who, consent_required
-from faceguard.library.crypto import keyring_backend
 from faceguard.library.database import FaceLibrary, Person
 from faceguard.library.matcher import Matcher
 from faceguard.library.person_export import ExportSummary, export_person
@@ -50,18 +49,9 @@ if TYPE_CHECKING:
     from faceguard.core.admin import SignIn
 
 
-@dataclass(frozen=True)
-class EncryptionStatus:
-    """What :meth:`AppContext.encryption_status` reports."""
-
-    state: str  # off, encrypting, on
-    kek: str | None  # passphrase, keyring, or None (never enabled)
-    counts: encryption.Counts
-    keyring_available: bool
-
-
-class AppContext:
-    """Lazily opens what a command needs; one per process (CLI run, GUI session)."""
+class AppContext(FaceDataEncryption):
+    """Lazily opens what a command needs; one per process (CLI run, GUI session). Its
+    encryption verbs are :class:`~faceguard.core.face_data_encryption.FaceDataEncryption`'s."""
 
     def __init__(self, data_folder: str | os.PathLike[str] | None = None, *,
                  min_face: int | None = None, settings: Settings | None = None,
@@ -272,31 +262,6 @@ class AppContext:
         if given_by is None:
             return None
         return ConsentGiven(clean_who(given_by), self.notice_version())
-
-    def face_data_locked(self) -> bool:
-        """True when the library's face data is encrypted and no key was given yet (no
-        keyring entry, no passphrase): the window then asks for the passphrase."""
-        return self.library.encrypted() and not self.library.unlocked
-
-    def unlock_face_data(self, passphrase: str) -> None:
-        """Open an encrypted library's face data with its passphrase (LibraryError when it
-        is wrong; nothing changes)."""
-        encryption.unlock(self.library, passphrase)
-
-    def encryption_status(self) -> EncryptionStatus:
-        """Whether the face data is encrypted, with what key, how far, and whether this
-        computer has a keyring to keep the key in."""
-        record = encryption.key_record(self.library)
-        return EncryptionStatus(encryption.state(self.library),
-                                record.kek if record else None, encryption.counts(self.library),
-                                keyring_backend() is not None)
-
-    def enable_encryption(self, *, passphrase: str | None, use_keyring: bool, actor: str,
-                          progress: Callable[[int, int], None] | None = None
-                          ) -> encryption.EnableResult:
-        """Encrypt the face data in place (resumable; see faceguard.library.encryption)."""
-        return encryption.enable(self.library, passphrase=passphrase, use_keyring=use_keyring,
-                                 actor=actor, progress=progress)
 
     def verify_audit(self, expect_head: str | None = None) -> ChainReport:
         """Walk the audit chain (see :mod:`faceguard.library.audit_chain`)."""
