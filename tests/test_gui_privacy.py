@@ -155,9 +155,9 @@ def test_the_admin_menu_shows_only_what_the_signed_in_role_may_do(
     assert {"Enrol a person…", "Entry log…", "Settings…"} <= everything
     assert window.admin.ask(window, "see the entry log", Permission.LOGS)
     assert visible() == {"Entry log…", "Change my PIN…", "Sign out Vic (viewer)"}
-    assert window.admin_button.text() == "Admin: Vic"
+    assert window.header.admin_button.text() == "Admin: Vic"
     window.admin.sign_out()
-    assert visible() == everything and window.admin_button.text() == "Admin"
+    assert visible() == everything and window.header.admin_button.text() == "Admin"
     window.shutdown()
 
 

@@ -1,5 +1,6 @@
 """The kiosk's main window: live view, greeting banner, status bar, menus, kiosk mode (the Admin
-menu and what it opens: :mod:`faceguard.gui.admin_menu`).
+menu and what it opens: :mod:`faceguard.gui.admin_menu`; the header across the top:
+:mod:`faceguard.gui.window_header`).
 
 The window only displays and asks: frames, results, events and source states arrive as
 signals from the :class:`LiveWorker` thread, and the slow admin work (checking photos,
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
 from functools import partial
 
 import numpy as np
@@ -18,11 +18,9 @@ from PySide6.QtCore import Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QAction, QCloseEvent, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
-    QHBoxLayout,
     QInputDialog,
     QMainWindow,
     QMessageBox,
-    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -30,12 +28,12 @@ from PySide6.QtWidgets import (
 from faceguard.core.context import AppContext
 from faceguard.core.roles import Permission
 from faceguard.errors import FaceGuardError
-from faceguard.gui import theme
 from faceguard.gui.admin import AdminGate, DialogOpener, audit
 from faceguard.gui.admin_menu import AdminMenu
 from faceguard.gui.live_view import LiveView
 from faceguard.gui.status_bar import KioskStatusBar
 from faceguard.gui.tasks import Runner, Task, while_open
+from faceguard.gui.window_header import WindowHeader
 from faceguard.gui.worker import LiveWorker, to_rgb_array
 from faceguard.kiosk.decisions import KioskEvent
 from faceguard.kiosk.demo import DemoSession, prepare_demo
@@ -80,7 +78,8 @@ class MainWindow(QMainWindow):
 
         self.live = LiveView(self)
         self.live.source_panel.chosen.connect(self.choose_source)
-        self._build_header()
+        self.header = WindowHeader()
+        self._update_header()
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -95,10 +94,7 @@ class MainWindow(QMainWindow):
         self.status_bar.watch(ctx, self.pipeline.gate)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, self.escape_pressed)
         QShortcut(QKeySequence(Qt.Key.Key_F11), self, self.toggle_kiosk)
-        self._clock = QTimer(self)
-        self._clock.timeout.connect(self._tick)
-        self._clock.start(1000)
-        self._tick()
+        self.header.start_clock()
         self.refresh_counts()
         initial = source or ctx.settings.source
         try:
@@ -114,26 +110,6 @@ class MainWindow(QMainWindow):
 
     # -- layout ----------------------------------------------------------------------------------
 
-    def _build_header(self) -> None:
-        self.header = QWidget()
-        self.header.setObjectName("header")
-        self.kiosk_label = theme.named_label("", "kioskName")
-        self.mode_tag = theme.named_label("DEMO", "modeTag")
-        self.clock_label = theme.named_label("", "clock")
-        self.admin_button = QToolButton()
-        self.admin_button.setText("Admin")
-        self.admin_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        row = QHBoxLayout(self.header)
-        row.setContentsMargins(18, 10, 18, 10)
-        row.addWidget(self.kiosk_label)
-        row.addSpacing(10)
-        row.addWidget(self.mode_tag)
-        row.addStretch(1)
-        row.addWidget(self.clock_label)
-        row.addSpacing(18)
-        row.addWidget(self.admin_button)
-        self._update_header()
-
     def _build_menus(self) -> None:
         source_menu = self.menuBar().addMenu("&Source")
         for text, key in (("Camera…", "camera"), ("Video file…", "file"),
@@ -142,7 +118,7 @@ class MainWindow(QMainWindow):
             source_menu.addAction(text, partial(self.choose_source, key))
         source_menu.addSeparator()
         source_menu.addAction("Quit", QKeySequence.StandardKey.Quit, self.close)
-        self.admin_menu = AdminMenu(self, self.admin_button)
+        self.admin_menu = AdminMenu(self, self.header.admin_button)
         self.menuBar().addMenu(self.admin_menu)
         view = self.menuBar().addMenu("&View")
         self.kiosk_action = QAction("Kiosk mode (full screen)\tF11", self, checkable=True)
@@ -150,12 +126,8 @@ class MainWindow(QMainWindow):
         view.addAction(self.kiosk_action)
 
     def _update_header(self) -> None:
-        self.kiosk_label.setText(self.ctx.settings.kiosk_name)
-        self.mode_tag.setVisible(self.demo is not None)
+        self.header.show_kiosk(self.ctx.settings.kiosk_name, demo=self.demo is not None)
         self.setWindowTitle("FaceGuard" + (" - demo" if self.demo is not None else ""))
-
-    def _tick(self) -> None:
-        self.clock_label.setText(datetime.now().strftime("%H:%M"))
 
     def refresh_counts(self) -> None:
         """People enrolled and the database, in the status bar."""
@@ -388,7 +360,7 @@ class MainWindow(QMainWindow):
             return
         self.closed = True
         self._pending = None
-        self._clock.stop()
+        self.header.stop()
         self._first_pin.stop()
         self.live.stop()
         self.status_bar.stop_watching()
