@@ -1,7 +1,7 @@
 """The face library's file on disk: where backups go and how they are named, the atomic online
-copy, how a read-only library is opened, and what an SQLite error means to the user (a one-line
-:class:`~faceguard.errors.LibraryError`: missing folder, not a database, damaged, locked,
-read-only, disk full)."""
+copy, how a read-only library is opened, SQLite's checks of the file, and what an SQLite error
+means to the user (a one-line :class:`~faceguard.errors.LibraryError`: missing folder, not a
+database, damaged, locked, read-only, disk full)."""
 
 from __future__ import annotations
 
@@ -78,6 +78,16 @@ def is_corrupt(exc: sqlite3.Error) -> bool:
     text = str(exc)
     return (isinstance(code, int) and code & 0xFF in (11, 26)) or "malformed" in text \
         or "not a database" in text
+
+
+def check_problems(conn: sqlite3.Connection, pragma: str) -> list[str]:
+    """Problems SQLite's own check finds in a database file (``pragma``: ``quick_check`` or
+    ``integrity_check``); empty when it is sound."""
+    rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}(20)")]
+    if rows == ["ok"]:
+        return []
+    lines = [line.strip() for row in rows for line in row.splitlines()]
+    return [line for line in lines if line and not line.startswith("***")] or rows
 
 
 def translate_error(exc: sqlite3.Error, action: str, write: bool, busy_s: float) -> LibraryError:

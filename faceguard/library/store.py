@@ -31,6 +31,7 @@ from faceguard.library.sqlite_file import (
     READ_ONLY_MESSAGE,
     backup_name,
     backups_dir,
+    check_problems,
     connect_library_file,
     copy_database,
     is_corrupt,
@@ -132,7 +133,7 @@ class LibraryStore(BlobSealing):
         pending = [m for m in MIGRATION_NAMES if m not in applied]
         if self._path is not None:
             try:
-                problems = self._run_check(conn, "quick_check")
+                problems = check_problems(conn, "quick_check")
             except sqlite3.Error as exc:
                 if not is_corrupt(exc):
                     raise self._error_for_open(exc, where) from exc
@@ -163,15 +164,6 @@ class LibraryStore(BlobSealing):
         err = translate_error(exc, "opening", write=True, busy_s=self._busy_timeout_s)
         steps = f" {recovery_steps(self._path)}" if "damaged" in str(err) else ""
         return LibraryError(f"Cannot open the face library {where}: {err}{steps}")
-
-    @staticmethod
-    def _run_check(conn: sqlite3.Connection, pragma: str) -> list[str]:
-        """Problems found by ``PRAGMA quick_check`` / ``integrity_check`` (empty when ok)."""
-        rows = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}(20)")]
-        if rows == ["ok"]:
-            return []
-        lines = [line.strip() for row in rows for line in row.splitlines()]
-        return [line for line in lines if line and not line.startswith("***")] or rows
 
     def _mark_damaged(self, problems: list[str]) -> None:
         first = problems[0] if problems else "unknown problem"
@@ -263,7 +255,7 @@ class LibraryStore(BlobSealing):
         """
         try:
             with self._reader() as conn:
-                problems = self._run_check(conn, "integrity_check" if full else "quick_check")
+                problems = check_problems(conn, "integrity_check" if full else "quick_check")
         except sqlite3.Error as exc:
             problems = [str(exc)]
             if not is_corrupt(exc):
