@@ -46,7 +46,7 @@ train-env: $(TRAIN_STAMP)
 test-train: $(TRAIN_STAMP)
 	$(BIN)/python -m pytest -q tests/test_training_model.py tests/test_teacher.py \
 		tests/test_liveness.py tests/test_sface_torch.py tests/test_finetune_views.py \
-		tests/test_gpu_views.py tests/test_online_distill.py
+		tests/test_gpu_views.py tests/test_online_distill.py tests/test_prune.py
 
 bench: $(STAMP)
 	$(BIN)/faceguard bench

@@ -230,3 +230,24 @@ def calibrated_ctx(tmp_path: Path, calibrated_model: Path) -> Iterator[Any]:
     context = AppContext(make_data_dir(tmp_path, match_threshold=None))
     yield context
     context.close()
+
+
+@pytest.fixture()
+def forgotten_device_is_meta() -> Iterator[None]:
+    """Torch's default device is "meta" inside the test (see tests/test_device_placement.py):
+    a tensor made without the data's device fails. The training modules' per-device caches
+    are emptied before (so their tensors are made under it) and after (so no other test
+    sees them)."""
+    torch = pytest.importorskip("torch", reason="the training path needs torch (train extra)")
+    from faceguard.training import gpu_degrade, gpu_views
+
+    caches = (gpu_degrade.low_res_matrices, gpu_degrade.dct_matrix,
+              gpu_degrade._ycc_matrices, gpu_views._student_area)
+    for cache in caches:
+        cache.cache_clear()
+    try:
+        with torch.device("meta"):
+            yield
+    finally:
+        for cache in caches:
+            cache.cache_clear()

@@ -185,3 +185,18 @@ def test_a_damaged_file_is_refused_and_left_as_it_was(tmp_path) -> None:  # type
         optimise_file(path)
     assert main([str(path)]) == 1
     assert path.read_bytes() == garbage
+
+
+def test_a_slope_shared_through_identity_is_rewritten() -> None:
+    """torch's exporter shares one initializer between PReLUs with equal slopes (a fresh
+    model's 0.25) and reads it through an Identity node: both are rewritten."""
+    slope = numpy_helper.from_array(np.full((CHANNELS, 1, 1), 0.25, np.float32), "slope")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("PRelu", ["c", "slope"], ["p"]),
+             helper.make_node("Identity", ["slope"], ["slope_alias"]),
+             helper.make_node("PRelu", ["p", "slope_alias"], ["y"])]
+    before, after, model = _rewritten(_model(nodes, [_weight("w", CHANNELS, 3, 3, 3), slope],
+                                             ["N", 3, 8, 8], ["N", CHANNELS, 8, 8]))
+    assert "PRelu" not in _ops(model) and "Identity" not in _ops(model)
+    negative = {"x": -np.abs(RNG.normal(0, 1, (2, 3, 8, 8))).astype(np.float32)}
+    assert largest_difference(before, after, negative) < 1e-5

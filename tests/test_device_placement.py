@@ -21,7 +21,6 @@ the stop path.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,7 +31,7 @@ torch = pytest.importorskip("torch", reason="the GPU training path needs torch (
 
 from torch import nn  # noqa: E402
 
-from faceguard.training import gpu_degrade, gpu_views  # noqa: E402
+from faceguard.training import gpu_views  # noqa: E402
 from faceguard.training.checkpoints import resume_state, save_progress  # noqa: E402
 from faceguard.training.model import ECA, ConvBN, LiteMobileFaceNet  # noqa: E402
 from faceguard.training.online_distill import (  # noqa: E402
@@ -49,24 +48,6 @@ from tests.test_online_distill import SmallTeacher, _args, _canvases  # noqa: E4
 CPU = torch.device("cpu")
 EVERY_STEP = replace(DEFAULT_RECIPE, flip=1.0, occlusion=1.0, colour=1.0, gamma=1.0,
                      low_light=1.0, blur=1.0, low_res=1.0, noise=1.0, jpeg=1.0)
-DEVICE_CACHES = (gpu_degrade.low_res_matrices, gpu_degrade.dct_matrix,
-                 gpu_degrade._ycc_matrices, gpu_views._student_area)
-
-
-@pytest.fixture()
-def forgotten_device_is_meta() -> Iterator[None]:
-    """Torch's default device is "meta" inside the test; the per-device caches are emptied
-    before (so their tensors are made under it) and after (so no other test sees them)."""
-    for cache in DEVICE_CACHES:
-        cache.cache_clear()
-    try:
-        with torch.device("meta"):
-            yield
-    finally:
-        for cache in DEVICE_CACHES:
-            cache.cache_clear()
-
-
 def _on_cpu(*tensors: torch.Tensor) -> None:
     for t in tensors:
         assert t.device == CPU, f"a {tuple(t.shape)} result is on {t.device}"

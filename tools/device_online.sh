@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# Issue 14's prepared GPU command: online distillation from SFace (faceguard/training/online_distill.py).
-# Two recipes share the one GPU (the student is small; one run leaves it mostly idle):
-#   a: the shipped student fine-tuned (rotated onto SFace's centred space), lr 0.1, BN frozen
-#   b: a fresh student from random weights, lr 0.3, BN in train mode
-# Both stop inside MINUTES of wall clock (schedule fitted on the first steps); each is also
+# Issues 14 and 15's prepared GPU command. Three runs share the one GPU (the student is small;
+# one run leaves it mostly idle):
+#   a: online distillation from SFace (faceguard/training/online_distill.py): the shipped
+#      student fine-tuned (rotated onto SFace's centred space), lr 0.1, BN frozen
+#   b: the same from a fresh student (random weights), lr 0.3, BN in train mode
+#   c: the shipped student narrowed to 3/4 of its bottlenecks' hidden channels and trained to
+#      give the shipped embeddings (faceguard/training/prune.py; issue 15's fewer mult-adds)
+# All stop inside MINUTES of wall clock (schedule fitted on the first steps); each is also
 # under `timeout` (MINUTES + 45 s, then SIGTERM: the run checkpoints and stops; SIGKILL 20 s
-# later), so a crash or a hang of one leaves the other running to its end. They train in
-# WORK/{a,b} (default /tmp/faceguard_online: a machine kept warm keeps it, so running the same
-# command again resumes from last.pt) and copy back to OUT/{a,b}: best.pt, history.json,
-# train.log and, where the onnx package is installed, student.onnx (best.pt exported) —
-# 8 files, the most a device run returns. Whatever of these exists is copied on every exit
-# (normal end, a failed run, SIGTERM/SIGINT of this script).
+# later), so a crash or a hang of one leaves the others running to their end. They train in
+# WORK/{a,b,c} (default /tmp/faceguard_online: a machine kept warm keeps it, so running the
+# same command again resumes from last.pt) and copy back to OUT/{a,b,c}: train.log (every
+# held-out record is in it) and, where the onnx package is installed, student.onnx (best.pt
+# exported); best.pt of a and b — 8 files, the most a device run returns. Whatever of these
+# exists is copied on every exit (normal end, a failed run, SIGTERM/SIGINT of this script).
 # Printed: the GPU (name, memory, capability, bf16), versions, GPU load every 30 s, each
 # phase's wall time, the runs' exit codes. Exit status: 0 when both runs ended with 0.
 # Usage on the device, from the repo root, with the bundle carried in .device/online:
 #   bash tools/device_online.sh .device/online "$OUT" 7
-# A dry run on CPU (for checking the script; EXTRA is passed to both runs):
+# A dry run on CPU (for checking the script; EXTRA is passed to a and b, NARROW_EXTRA to c):
 #   DEVICE=cpu BATCH=16 WORK=/tmp/od_work EXTRA="--mean-faces 64 --steps 3" \
+#       NARROW_EXTRA="--steps 3 --fit-faces 64 --val-faces 64" \
 #       bash tools/device_online.sh .device/online /tmp/od_out 1
 set -uo pipefail
 bundle=$1 out=$2 minutes=${3:-7} device=${DEVICE:-cuda} batch=${BATCH:-512}
@@ -28,9 +32,10 @@ collected=0
 collect() {  # copy whatever exists; safe to call twice
     [ "$collected" = 1 ] && return
     collected=1
-    mkdir -p "$out/a" "$out/b"
-    for run in a b; do
-        for name in best.pt history.json train.log student.onnx; do
+    mkdir -p "$out/a" "$out/b" "$out/c"
+    for run in a b c; do
+        for name in best.pt train.log student.onnx; do
+            [ "$run" = c ] && [ "$name" = best.pt ] && continue  # the 8-file limit
             if [ -f "$work/$run/$name" ]; then cp "$work/$run/$name" "$out/$run/"; fi
         done
     done
@@ -66,12 +71,16 @@ EOF
 common=(--bundle "$bundle" --device "$device" --batch-size "$batch" --minutes "$minutes" --seed 0
         ${EXTRA:-})
 limit=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 + 45 }')
-mkdir -p "$work/a" "$work/b"
-phase "training a and b, $minutes min each (timeout $limit s)"
-run() {  # run NAME ARGS...: one recipe in WORK/NAME; its exit code and wall time at the end
-    local name=$1 start=$SECONDS status child
-    shift
-    timeout -s TERM -k 20 "$limit" python3 -m faceguard.training.online_distill "${common[@]}" \
+# c trains a minute less: it exports its own student.onnx inside the same limit
+narrow_minutes=$(awk -v m="$minutes" 'BEGIN { print (m > 2 ? m - 1 : m / 2) }')
+narrow=(--bundle "$bundle" --device "$device" --batch-size "$batch" --minutes "$narrow_minutes"
+        --seed 0 --keep 0.75 --lr 5e-4 ${NARROW_EXTRA:-})
+mkdir -p "$work/a" "$work/b" "$work/c"
+phase "training a, b and c, $minutes min each (timeout $limit s)"
+run() {  # run NAME MODULE ARGS...: one run in WORK/NAME; its exit code and wall time at the end
+    local name=$1 module=$2 start=$SECONDS status child
+    shift 2
+    timeout -s TERM -k 20 "$limit" python3 -m "faceguard.training.$module" \
         --out "$work/$name" "$@" >> "$work/$name/train.log" 2>&1 &
     child=$!
     trap 'kill -TERM "$child" 2>/dev/null' TERM
@@ -80,20 +89,23 @@ run() {  # run NAME ARGS...: one recipe in WORK/NAME; its exit code and wall tim
     echo "run $name: exit $status after $((SECONDS - start)) s" | tee -a "$work/$name/train.log"
     return "$status"
 }
-run a --lr 0.1 &
+run a online_distill "${common[@]}" --lr 0.1 &
 pid_a=$!
-run b --init scratch --lr 0.3 --train-bn &
+run b online_distill "${common[@]}" --init scratch --lr 0.3 --train-bn &
 pid_b=$!
-pids=("$pid_a" "$pid_b")
+run c prune "${narrow[@]}" &
+pid_c=$!
+pids=("$pid_a" "$pid_b" "$pid_c")
 if command -v nvidia-smi >/dev/null; then  # GPU load while both train
     nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used --format=csv,noheader -l 30 &
     pid_smi=$!
 fi
 wait "$pid_a"; status_a=$?
 wait "$pid_b"; status_b=$?
+wait "$pid_c"; status_c=$?
 if [ -n "${pid_smi:-}" ]; then kill "$pid_smi" 2>/dev/null; wait "$pid_smi" 2>/dev/null; fi
 pid_smi=
-for run in a b; do
+for run in a b c; do
     echo "== $run: last lines of train.log"; tail -n 6 "$work/$run/train.log"
 done
 
@@ -118,5 +130,5 @@ else
     echo "export: onnx or onnxruntime missing, skipped"
 fi
 collect
-phase "done: exit a=$status_a b=$status_b"
-[ "$status_a" = 0 ] && [ "$status_b" = 0 ]
+phase "done: exit a=$status_a b=$status_b c=$status_c"
+[ "$status_a" = 0 ] && [ "$status_b" = 0 ] && [ "$status_c" = 0 ]

@@ -30,7 +30,9 @@ def model_record(model: LiteMobileFaceNet) -> dict[str, Any]:
         "format": CHECKPOINT_FORMAT,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "model_config": {"embedding_size": model.embedding_size,
-                         "repeats": list(model.repeats)},
+                         "repeats": list(model.repeats),
+                         "hidden_widths": (list(model.hidden_widths)
+                                           if model.hidden_widths is not None else None)},
     }
 
 
@@ -87,7 +89,7 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
 def build_model_from_checkpoint(ckpt: dict[str, Any]) -> LiteMobileFaceNet:
     """Rebuild the model a checkpoint describes and load its weights (on CPU)."""
     cfg = ckpt["model_config"]
-    model = LiteMobileFaceNet(cfg["embedding_size"], cfg["repeats"])
+    model = LiteMobileFaceNet(cfg["embedding_size"], cfg["repeats"], cfg.get("hidden_widths"))
     model.load_state_dict({k: v.cpu() for k, v in ckpt["model"].items()})
     return model
 

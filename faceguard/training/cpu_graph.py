@@ -57,6 +57,7 @@ def optimise_for_cpu(model: Any) -> RewriteCounts:
     counts = RewriteCounts()
     graph = model.graph
     weights = {t.name: t for t in graph.initializer}
+    _unalias_initializers(graph, weights)
     shapes = _shapes(model)  # of the graph as exported, before any rewrite
     # Constants have no inputs: set aside, they go first again if anything still reads them.
     constants = [n for n in graph.node if n.op_type == "Constant"]
@@ -98,6 +99,20 @@ def optimise_for_cpu(model: Any) -> RewriteCounts:
     del graph.value_info[:]
     onnx.checker.check_model(model)
     return counts
+
+
+def _unalias_initializers(graph: Any, weights: dict[str, Any]) -> None:
+    """Give each Identity of an initializer its own copy: the exporter shares one tensor
+    between layers whose weights are equal (e.g. two fresh PReLUs' 0.25 slopes)."""
+    from onnx import TensorProto
+
+    for node in [n for n in graph.node if n.op_type == "Identity" and n.input[0] in weights]:
+        copy = TensorProto()
+        copy.CopyFrom(weights[node.input[0]])
+        copy.name = node.output[0]
+        graph.initializer.append(copy)
+        weights[copy.name] = copy
+        graph.node.remove(node)
 
 
 def _array(tensor: Any) -> np.ndarray:

@@ -107,9 +107,10 @@ class ConvBN(nn.Sequential):
 class Bottleneck(nn.Module):
     """Inverted residual: 1x1 expand, depthwise 3x3, linear 1x1 project (+ ECA, shortcut)."""
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int, eca: bool) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int, expansion: int, eca: bool,
+                 hidden: int | None = None) -> None:
         super().__init__()
-        hidden = in_ch * expansion
+        hidden = hidden or in_ch * expansion
         self.body = nn.Sequential(
             ConvBN(in_ch, hidden, 1, act="hswish"),
             ConvBN(hidden, hidden, 3, stride, groups=hidden, act="hswish"),
@@ -128,13 +129,19 @@ class LiteMobileFaceNet(nn.Module):
     """Lite MobileFaceNet: 96x96 RGB (normalised) -> raw ``embedding_size``-d embedding."""
 
     def __init__(
-        self, embedding_size: int = 128, repeats: Sequence[int] = DEFAULT_REPEATS
+        self, embedding_size: int = 128, repeats: Sequence[int] = DEFAULT_REPEATS,
+        hidden_widths: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if len(repeats) != len(_GROUPS):
             raise ValueError(f"need {len(_GROUPS)} repeat counts, got {len(repeats)}")
         self.embedding_size = embedding_size
         self.repeats = tuple(int(n) for n in repeats)
+        widths = list(hidden_widths) if hidden_widths is not None else None
+        if widths is not None and len(widths) != sum(self.repeats):
+            raise ValueError(f"need {sum(self.repeats)} hidden widths, got {len(widths)}")
+        # None: each bottleneck's input channels x its expansion (the paper's widths)
+        self.hidden_widths = tuple(widths) if widths is not None else None
         self.stem = nn.Sequential(
             ConvBN(3, 64, 3, 2, act="prelu"),
             ConvBN(64, 64, 3, 1, groups=64, act="prelu"),
@@ -142,7 +149,8 @@ class LiteMobileFaceNet(nn.Module):
         groups: list[nn.Module] = []
         in_ch = 64
         for (t, c, s, eca), n in zip(_GROUPS, self.repeats, strict=True):
-            blocks = [Bottleneck(in_ch if i == 0 else c, c, s if i == 0 else 1, t, eca)
+            blocks = [Bottleneck(in_ch if i == 0 else c, c, s if i == 0 else 1, t, eca,
+                                 widths.pop(0) if widths else None)
                       for i in range(n)]
             groups.append(nn.Sequential(*blocks))
             in_ch = c

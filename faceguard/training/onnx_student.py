@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from faceguard.training.cpu_graph import kernel_from_band
-from faceguard.training.model import ECA, ConvBN, LiteMobileFaceNet
+from faceguard.training.model import ECA, Bottleneck, ConvBN, LiteMobileFaceNet
 
 ConvPair = tuple[nn.Module, nn.BatchNorm2d | None]
 
@@ -57,7 +57,7 @@ def student_from_onnx(path: Path) -> LiteMobileFaceNet:
     graph = onnx.load(str(path)).graph
     tensors = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     convs, slopes = model_weights(graph, tensors)
-    model = LiteMobileFaceNet().eval()
+    model = LiteMobileFaceNet(hidden_widths=_hidden_widths(convs)).eval()
     pairs = conv_pairs(model)
     prelus = [m for m in model.modules() if isinstance(m, nn.PReLU)]
     if len(convs) != len(pairs) or len(slopes) != len(prelus):
@@ -82,6 +82,18 @@ def student_from_onnx(path: Path) -> LiteMobileFaceNet:
 
 
 ConvWeights = tuple[str, np.ndarray, np.ndarray | None]
+
+
+def _hidden_widths(convs: list[ConvWeights]) -> list[int] | None:
+    """Each bottleneck's hidden width, read from its expand convolution (None where the file
+    does not have the layout's number of convolutions: the caller reports that)."""
+    layout = LiteMobileFaceNet()
+    pairs = conv_pairs(layout)
+    if len(convs) != len(pairs):
+        return None
+    expands = {id(block.body[0][0]) for block in layout.modules() if isinstance(block, Bottleneck)}
+    return [int(weight.shape[0]) for (_, weight, _), (conv, _) in zip(convs, pairs, strict=True)
+            if id(conv) in expands]
 
 
 def model_weights(graph: Any, tensors: dict[str, np.ndarray]
