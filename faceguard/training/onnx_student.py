@@ -91,7 +91,8 @@ def _hidden_widths(convs: list[ConvWeights]) -> list[int] | None:
     pairs = conv_pairs(layout)
     if len(convs) != len(pairs):
         return None
-    expands = {id(block.body[0][0]) for block in layout.modules() if isinstance(block, Bottleneck)}
+    expands = {id(conv) for block in layout.modules() if isinstance(block, Bottleneck)
+               for conv in block.body[0].modules() if isinstance(conv, nn.Conv2d)}
     return [int(weight.shape[0]) for (_, weight, _), (conv, _) in zip(convs, pairs, strict=True)
             if id(conv) in expands]
 
