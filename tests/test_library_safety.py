@@ -328,3 +328,27 @@ def test_kiosk_loop_runs_the_housekeeping_hook(monkeypatch: pytest.MonkeyPatch) 
     loop = KioskLoop(lambda: _Frames(30), Pipeline(), realtime=False)  # type: ignore[arg-type]
     loop.run()
     assert calls.is_set()
+
+
+def test_housekeeping_ends_with_the_loop_that_ran_it() -> None:
+    """A source that ends (a file, the demo) ends the loop without stop(): its housekeeping
+    thread ends too, instead of waking later on a pipeline and library closed since."""
+    calls: list[float] = []
+
+    class Pipeline:
+        housekeeping = staticmethod(lambda: calls.append(time.monotonic()))
+
+        def process(self, frame: np.ndarray) -> object:
+            from faceguard.kiosk.pipeline import FrameResult
+
+            return FrameResult(0, datetime.now(UTC), 8, 8)
+
+    def housekeepers() -> int:
+        return sum(t.name == "faceguard-housekeeping" and t.is_alive()
+                   for t in threading.enumerate())
+
+    before = housekeepers()
+    for _ in range(3):
+        KioskLoop(lambda: _Frames(3), Pipeline(), realtime=False).run()  # type: ignore[arg-type]
+    assert housekeepers() == before
+    assert calls == []  # the first check is due 10 minutes after the start: none ran

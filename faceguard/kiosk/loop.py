@@ -238,11 +238,13 @@ class KioskLoop:
         # The daily library check and backup (the pipeline's, by default), in its own thread.
         self.housekeeping = housekeeping or getattr(pipeline, "housekeeping", None)
         self._stop = threading.Event()
+        self._ended = threading.Event()  # stop() or the end of run(): housekeeping ends too
         self.summary = LoopSummary()
 
     def stop(self) -> None:
         """Ask the loop to finish (thread-safe; returns at once)."""
         self._stop.set()
+        self._ended.set()
 
     @property
     def stopping(self) -> bool:
@@ -250,11 +252,25 @@ class KioskLoop:
 
     def run(self) -> LoopSummary:
         """Run until done; returns the summary (also kept in ``self.summary``)."""
+        self._ended.clear()
+        housekeeper = None
+        if self.housekeeping is not None:
+            housekeeper = threading.Thread(target=self._housekeep, name="faceguard-housekeeping",
+                                           daemon=True)
+            housekeeper.start()
+        try:
+            return self._run_sources()
+        finally:
+            # the housekeeping thread ends with the loop (a check or backup under way is
+            # finished first), so it never outlives the pipeline and library it works on
+            self._ended.set()
+            if housekeeper is not None:
+                housekeeper.join()
+
+    def _run_sources(self) -> LoopSummary:
+        """Open the source, consume it, retry a live one that fails; until done or stopped."""
         backoff = self.backoff_start_s
         ever_live = False
-        if self.housekeeping is not None:
-            threading.Thread(target=self._housekeep, name="faceguard-housekeeping",
-                             daemon=True).start()
         while not self._stop.is_set():
             source = self.open_source()
             describe = source.spec.describe()
@@ -291,7 +307,7 @@ class KioskLoop:
         """Call the housekeeping job now and then until the loop stops; it never stops the
         loop (a failure is logged)."""
         wait = HOUSEKEEPING_FIRST_S
-        while not self._stop.wait(wait) and self.housekeeping is not None:
+        while not self._ended.wait(wait) and self.housekeeping is not None:
             wait = HOUSEKEEPING_EVERY_S
             try:
                 self.housekeeping()
