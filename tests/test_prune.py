@@ -143,3 +143,26 @@ def test_narrowing_and_training_keep_the_data_device(forgotten_device_is_meta: N
     loss.backward()
     optimizer.step()
     assert loss.device == cpu and bool(torch.isfinite(loss))
+
+
+def test_missing_canvases_are_named_before_anything_loads(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from faceguard.training.prune import main
+
+    code = main(["--canvases", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert str(tmp_path / "nowhere" / "canvases.npy") in capsys.readouterr().err
+    assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_a_stop_request_checkpoints_exports_then_ends(tmp_path: Path) -> None:
+    import threading
+
+    cache, out = _cache(tmp_path / "cache"), tmp_path / "run"
+    stop = threading.Event()
+    stop.set()  # as SIGTERM would, before the first step ends
+    args = parse_args(["--canvases", str(cache), "--out", str(out), "--keep", "0.5",
+                       "--steps", "50", "--check-every", "20", "--batch-size", "8",
+                       "--fit-faces", "16", "--val-faces", "6", "--threads", "2"])
+    record = train(args, stop)
+    assert record["step"] == 1
+    assert (out / "last.pt").exists() and (out / "student.onnx").exists()

@@ -28,6 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from faceguard.errors import FaceGuardError
 from faceguard.training.checkpoints import (
     build_model_from_checkpoint,
     load_checkpoint,
@@ -255,8 +259,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Narrow (or resume), train against the original, export; returns the last record."""
+def train(args: argparse.Namespace, stop: threading.Event | None = None) -> dict[str, Any]:
+    """Narrow (or resume), train against the original, export; returns the last record.
+
+    ``stop``, once set (``main`` sets it on SIGTERM), ends the run after the current step
+    with a held-out check, a checkpoint and the export."""
     if args.threads:
         torch.set_num_threads(args.threads)
     init = args.init or default_model_path("lite_mobilefacenet_96.onnx")
@@ -301,7 +308,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         plan.total_steps = total  # the loaded state holds the first run's length
     teacher_blocks, student_blocks = BlockOutputs(teacher), BlockOutputs(model)
     budget_s, started, timed = args.minutes * 60.0, time.monotonic(), 0
-    while total == 0 or step < total:
+    stopped = False
+    while (total == 0 or step < total) and not stopped:
         faces = train_faces[torch.randint(len(train_faces), (args.batch_size,),
                                           generator=generator, device=device)]
         x = student_input(views.augmented(faces, generator))
@@ -322,7 +330,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
             plan.total_steps = total
             print(json.dumps({"per_step_s": round(per_step, 3), "total_steps": total}),
                   flush=True)
-        if step % args.check_every == 0 or step == total:
+        stopped = stop is not None and stop.is_set()
+        if step % args.check_every == 0 or step == total or stopped:
+            if stopped:
+                print(f"signal: stopping at step {step} of {total}", flush=True)
             record = {"step": step, "loss": round(loss.item(), 5),
                       "val_cos": round(held_out_cosine(model, teacher, val_x), 5),
                       "elapsed_s": round(time.monotonic() - started, 1)}
@@ -347,8 +358,25 @@ def export_student(model: LiteMobileFaceNet, path: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point."""
-    train(parse_args(argv))
+    """Entry point: exit 2 with a message when the inputs are missing or damaged."""
+    args = parse_args(argv)
+    init = args.init or default_model_path("lite_mobilefacenet_96.onnx")
+    needed = [init] if args.init is not None else []
+    if args.canvases is not None:
+        needed += [args.canvases / "canvases.npy", args.canvases / "found.npy"]
+    missing = [str(p) for p in needed if not Path(p).is_file()]
+    if missing and not (args.out / "last.pt").exists():
+        print(f"error: missing {', '.join(missing)}", file=sys.stderr)
+        return 2  # before loading the canvases: on a lent GPU every minute counts
+    stop = threading.Event()  # SIGTERM (timeout, a device run's limit): checkpoint, then stop
+    previous = signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    try:
+        train(args, stop)
+    except (FaceGuardError, OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
 
 
